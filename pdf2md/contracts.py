@@ -1,0 +1,472 @@
+"""The one truth shared by the DAGs, the worker and the infrastructure.
+
+Everything that crosses a process boundary is defined here: the manifest, the output layout, the
+failure and progress records, the run report and the array job's environment. Terraform's job
+definition and the DAG read the same names (a test checks it).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
+
+from pdf2md import __version__
+
+CONVERTER_VERSION = f"pdf2md/{__version__}"
+
+# --- the array job's environment -------------------------------------------------------------
+
+ENV_MANIFEST_URI = "PDF2MD_MANIFEST_URI"
+"""s3:// URI of the round's manifest (JSON Lines of ManifestEntry)."""
+ENV_OUTPUT_URI = "PDF2MD_OUTPUT_URI"
+"""s3:// prefix the Markdown goes to: <output>/<rel>.md, metadata under <output>/_pdf2md/meta/."""
+ENV_RUN_URI = "PDF2MD_RUN_URI"
+"""s3:// prefix of this run's artefacts (manifests, failures, progress, report)."""
+ENV_RUN_ID = "PDF2MD_RUN_ID"
+ENV_ROUND = "PDF2MD_ROUND"
+"""0 for the first array job of a run, 1.. for the reruns of retryable failures."""
+ENV_ARRAY_SIZE = "PDF2MD_ARRAY_SIZE"
+ENV_BACKEND = "PDF2MD_BACKEND"
+ENV_PDF_TIMEOUT_S = "PDF2MD_PDF_TIMEOUT_S"
+ENV_PDF_MEMORY_MB = "PDF2MD_PDF_MEMORY_MB"
+ENV_MAX_PAGES = "PDF2MD_MAX_PAGES"
+ENV_PASSWORDS_URI = "PDF2MD_PASSWORDS_URI"
+"""Optional s3:// URI of a JSON list of passwords to try on encrypted PDFs (never in the job env)."""
+ENV_MODEL_DIR = "PDF2MD_MODEL_DIR"
+ENV_MODEL_URI = "PDF2MD_MODEL_URI"
+"""Optional s3:// prefix of the model, synced once per instance into PDF2MD_MODEL_DIR."""
+
+ENV_ARRAY_INDEX = "AWS_BATCH_JOB_ARRAY_INDEX"
+ENV_ATTEMPT = "AWS_BATCH_JOB_ATTEMPT"
+ENV_JOB_ID = "AWS_BATCH_JOB_ID"
+
+JOB_ENV_NAMES: tuple[str, ...] = (
+    ENV_MANIFEST_URI,
+    ENV_OUTPUT_URI,
+    ENV_RUN_URI,
+    ENV_RUN_ID,
+    ENV_ROUND,
+    ENV_ARRAY_SIZE,
+    ENV_BACKEND,
+    ENV_PDF_TIMEOUT_S,
+    ENV_PDF_MEMORY_MB,
+    ENV_MAX_PAGES,
+    ENV_PASSWORDS_URI,
+    ENV_MODEL_DIR,
+    ENV_MODEL_URI,
+)
+"""Variables the job definition and the submit call may set; AWS sets the AWS_BATCH_* ones."""
+
+BACKENDS: tuple[str, ...] = ("auto", "text", "ocr", "dolphin")
+DEFAULT_BACKEND = "auto"
+DEFAULT_PDF_TIMEOUT_S = 600
+DEFAULT_PDF_MEMORY_MB = 4096
+DEFAULT_MAX_PAGES = 5000
+
+# Names terraform creates and the DAG uses by default.
+DEFAULT_JOB_QUEUE = "pdf2md-spot"
+DEFAULT_JOB_DEFINITION = "pdf2md-worker"
+
+MIN_ARRAY_SIZE = 2
+MAX_ARRAY_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What one array child needs to know, as read from its environment."""
+
+    manifest_uri: str
+    output_uri: str
+    run_uri: str
+    run_id: str
+    array_size: int
+    array_index: int = 0
+    round: int = 0
+    attempt: int = 1
+    backend: str = DEFAULT_BACKEND
+    pdf_timeout_s: int = DEFAULT_PDF_TIMEOUT_S
+    pdf_memory_mb: int = DEFAULT_PDF_MEMORY_MB
+    max_pages: int = DEFAULT_MAX_PAGES
+    passwords_uri: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> JobSettings:
+        """Read the settings; a missing or malformed variable raises ValueError naming it."""
+        missing = [n for n in (ENV_MANIFEST_URI, ENV_OUTPUT_URI, ENV_RUN_URI, ENV_RUN_ID, ENV_ARRAY_SIZE) if not env.get(n)]
+        if missing:
+            raise ValueError(f"missing environment variable(s): {', '.join(missing)}")
+        settings = cls(
+            manifest_uri=env[ENV_MANIFEST_URI],
+            output_uri=env[ENV_OUTPUT_URI],
+            run_uri=env[ENV_RUN_URI],
+            run_id=env[ENV_RUN_ID],
+            array_size=_int_env(env, ENV_ARRAY_SIZE, 1),
+            array_index=_int_env(env, ENV_ARRAY_INDEX, 0),
+            round=_int_env(env, ENV_ROUND, 0),
+            attempt=_int_env(env, ENV_ATTEMPT, 1),
+            backend=env.get(ENV_BACKEND) or DEFAULT_BACKEND,
+            pdf_timeout_s=_int_env(env, ENV_PDF_TIMEOUT_S, DEFAULT_PDF_TIMEOUT_S),
+            pdf_memory_mb=_int_env(env, ENV_PDF_MEMORY_MB, DEFAULT_PDF_MEMORY_MB),
+            max_pages=_int_env(env, ENV_MAX_PAGES, DEFAULT_MAX_PAGES),
+            passwords_uri=env.get(ENV_PASSWORDS_URI) or None,
+        )
+        if settings.array_size < 1:
+            raise ValueError(f"{ENV_ARRAY_SIZE} must be >= 1, got {settings.array_size}")
+        if not 0 <= settings.array_index < settings.array_size:
+            raise ValueError(f"{ENV_ARRAY_INDEX}={settings.array_index} is outside 0..{settings.array_size - 1}")
+        if settings.backend not in BACKENDS:
+            raise ValueError(f"{ENV_BACKEND}={settings.backend!r} is not one of {', '.join(BACKENDS)}")
+        return settings
+
+    def to_env(self) -> dict[str, str]:
+        """The variables a submit call passes to every child (AWS adds the index and attempt)."""
+        env = {
+            ENV_MANIFEST_URI: self.manifest_uri,
+            ENV_OUTPUT_URI: self.output_uri,
+            ENV_RUN_URI: self.run_uri,
+            ENV_RUN_ID: self.run_id,
+            ENV_ROUND: str(self.round),
+            ENV_ARRAY_SIZE: str(self.array_size),
+            ENV_BACKEND: self.backend,
+            ENV_PDF_TIMEOUT_S: str(self.pdf_timeout_s),
+            ENV_PDF_MEMORY_MB: str(self.pdf_memory_mb),
+            ENV_MAX_PAGES: str(self.max_pages),
+        }
+        if self.passwords_uri:
+            env[ENV_PASSWORDS_URI] = self.passwords_uri
+        return env
+
+
+def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+# --- sharding ---------------------------------------------------------------------------------
+
+
+def shard_of(index: int, array_size: int) -> int:
+    """Child i of an array of `array_size` converts the manifest entries with index % size == i."""
+    return index % array_size
+
+
+def effective_array_size(n_entries: int, requested: int) -> int:
+    """Never more children than PDFs; AWS wants 2..10,000 (a single PDF runs on a 2-array)."""
+    return max(MIN_ARRAY_SIZE, min(requested, MAX_ARRAY_SIZE, max(n_entries, 1)))
+
+
+# --- records ----------------------------------------------------------------------------------
+
+R = TypeVar("R", bound="Record")
+
+
+class Record:
+    """A dataclass that round-trips through one JSON object, ignoring unknown keys."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def from_json(cls: type[R], line: str) -> R:
+        return cls.from_dict(json.loads(line))
+
+
+@dataclass(frozen=True)
+class ManifestEntry(Record):
+    """One PDF to convert. `rel` is its key relative to the input prefix; `attempt` counts rounds."""
+
+    bucket: str
+    key: str
+    rel: str
+    size: int
+    etag: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class PageRoute(Record):
+    """How one page was converted and why."""
+
+    page: int
+    route: str
+    reason: str
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class OutputMeta(Record):
+    """Written beside every output; its key carries the source etag, so one listing tells what is done."""
+
+    source_uri: str
+    source_etag: str
+    output_uri: str
+    converter_version: str
+    backend: str
+    pages: int
+    seconds: float
+    run_id: str = ""
+    routes: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FailureRecord(Record):
+    """A PDF a shard could not convert; `retryable` ones go to the next round's manifest."""
+
+    key: str
+    rel: str
+    bucket: str
+    etag: str
+    size: int
+    error_class: str
+    message: str
+    retryable: bool
+    attempt: int
+    shard: int
+    round: int
+    run_id: str
+
+    def to_manifest_entry(self) -> ManifestEntry:
+        return ManifestEntry(bucket=self.bucket, key=self.key, rel=self.rel, size=self.size, etag=self.etag, attempt=self.attempt + 1)
+
+
+@dataclass(frozen=True)
+class ShardProgress(Record):
+    """A shard's state, rewritten as it goes; what the status view and the reduce step read."""
+
+    run_id: str
+    round: int
+    shard: int
+    attempt: int
+    state: str  # running | done | interrupted | failed
+    assigned: int
+    converted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    pages: int = 0
+    pages_assigned: int = 0
+    started_at: float = 0.0
+    updated_at: float = 0.0
+    seconds: float = 0.0
+
+
+SHARD_STATES = ("running", "done", "interrupted", "failed")
+
+
+@dataclass
+class RunReport(Record):
+    """The run's summary, one JSON object at <run>/report.json."""
+
+    run_id: str
+    input_uri: str
+    output_uri: str
+    status: str  # succeeded | failed | halted-budget | dry-run
+    listed: int = 0
+    planned: int = 0
+    converted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failed_by_class: dict[str, int] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    pages: int = 0
+    rounds: int = 0
+    gpu_hours: float = 0.0
+    price_per_hour_usd: float = 0.0
+    estimated_cost_usd: float = 0.0
+    budget_usd: float = 0.0
+    wall_seconds: float = 0.0
+    pages_per_hour: float = 0.0
+    message: str = ""
+
+
+# --- error classes ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorClass:
+    name: str
+    retryable: bool
+    meaning: str
+
+
+ERROR_CLASSES: dict[str, ErrorClass] = {
+    e.name: e
+    for e in (
+        ErrorClass("not-pdf", False, "the file is not a PDF"),
+        ErrorClass("password-required", False, "encrypted and no supplied password opens it"),
+        ErrorClass("corrupt", False, "a PDF that no parser can repair"),
+        ErrorClass("empty", False, "a PDF with no pages"),
+        ErrorClass("too-many-pages", False, "more pages than the run allows"),
+        ErrorClass("timeout", False, "conversion ran past the per-PDF time limit"),
+        ErrorClass("resource-limit", False, "conversion ran past the per-PDF memory limit"),
+        ErrorClass("conversion-error", False, "the converter failed on this PDF"),
+        ErrorClass("interrupted", True, "the shard was stopped (Spot reclaim) before this PDF finished"),
+        ErrorClass("s3-error", True, "S3 kept failing for this PDF after botocore's retries"),
+        ErrorClass("backend-unavailable", True, "the model backend could not start on this host"),
+    )
+}
+
+
+def is_retryable(error_class: str) -> bool:
+    return ERROR_CLASSES[error_class].retryable
+
+
+# --- S3 layout --------------------------------------------------------------------------------
+
+META_DIR = "_pdf2md/meta/"
+_ETAG_SAFE = re.compile(r"[^0-9A-Za-z-]")
+
+
+@dataclass(frozen=True)
+class S3Uri:
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Uri:
+        if not uri.startswith("s3://"):
+            raise ValueError(f"not an s3:// URI: {uri!r}")
+        bucket, _, prefix = uri[5:].partition("/")
+        if not bucket:
+            raise ValueError(f"no bucket in {uri!r}")
+        return cls(bucket, prefix)
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    @property
+    def dir_prefix(self) -> str:
+        """The prefix as a folder: '' or ending in '/'."""
+        return self.prefix if not self.prefix or self.prefix.endswith("/") else self.prefix + "/"
+
+    def join(self, *parts: str) -> S3Uri:
+        return S3Uri(self.bucket, self.dir_prefix + "/".join(p.strip("/") for p in parts))
+
+
+def normalize_etag(etag: str) -> str:
+    """S3 returns ETags quoted; we store them bare and safe to put in a key."""
+    return _ETAG_SAFE.sub("", etag.strip().strip('"'))
+
+
+def safe_rel(rel: str) -> str:
+    """A relative key that cannot escape its prefix or a local folder ('..', '/', '\\0' removed)."""
+    parts = [p for p in rel.replace("\\", "/").replace("\x00", "").split("/") if p not in ("", ".", "..")]
+    if not parts:
+        raise ValueError(f"key {rel!r} has no usable name")
+    return "/".join(parts)
+
+
+def relative_key(key: str, input_prefix: str) -> str:
+    """The key's path under the input prefix: what the output mirrors."""
+    prefix = input_prefix if not input_prefix or input_prefix.endswith("/") else posixpath.dirname(input_prefix) + "/"
+    if prefix in ("/",):
+        prefix = ""
+    rel = key[len(prefix):] if prefix and key.startswith(prefix) else key
+    return safe_rel(rel)
+
+
+def markdown_rel(rel: str) -> str:
+    """a/b.pdf -> a/b.md (any other name gets .md appended)."""
+    stem = rel[:-4] if rel.lower().endswith(".pdf") else rel
+    return stem + ".md"
+
+
+def output_key(output: S3Uri, rel: str) -> str:
+    return output.dir_prefix + markdown_rel(safe_rel(rel))
+
+
+def meta_key(output: S3Uri, rel: str, source_etag: str) -> str:
+    """<output>/_pdf2md/meta/<rel>.md.<etag>.json: the source etag lives in the key itself."""
+    return f"{output.dir_prefix}{META_DIR}{markdown_rel(safe_rel(rel))}.{normalize_etag(source_etag)}.json"
+
+
+def parse_meta_key(output: S3Uri, key: str) -> tuple[str, str] | None:
+    """(markdown rel, source etag) from a metadata key, or None for anything else."""
+    base = output.dir_prefix + META_DIR
+    if not key.startswith(base) or not key.endswith(".json"):
+        return None
+    md_rel, dot, etag = key[len(base):-5].rpartition(".")
+    if not dot or not md_rel.endswith(".md"):
+        return None
+    return md_rel, etag
+
+
+def is_pdf_key(key: str) -> bool:
+    return key.lower().endswith(".pdf") and not key.endswith("/")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Where a run's artefacts live: <run>/round-<r>/{manifest.jsonl,failures/,progress/}, <run>/report.json."""
+
+    run: S3Uri
+
+    @classmethod
+    def for_run(cls, runs_root: str, run_id: str) -> RunLayout:
+        return cls(S3Uri.parse(runs_root).join(safe_run_id(run_id)))
+
+    def _round(self, rnd: int) -> str:
+        return f"{self.run.dir_prefix}round-{rnd:03d}/"
+
+    def manifest_key(self, rnd: int) -> str:
+        return self._round(rnd) + "manifest.jsonl"
+
+    def failures_prefix(self, rnd: int) -> str:
+        return self._round(rnd) + "failures/"
+
+    def failures_key(self, rnd: int, shard: int, attempt: int) -> str:
+        return f"{self.failures_prefix(rnd)}shard-{shard:05d}.attempt-{attempt}.jsonl"
+
+    def progress_prefix(self, rnd: int) -> str:
+        return self._round(rnd) + "progress/"
+
+    def progress_key(self, rnd: int, shard: int) -> str:
+        return f"{self.progress_prefix(rnd)}shard-{shard:05d}.json"
+
+    @property
+    def report_key(self) -> str:
+        return self.run.dir_prefix + "report.json"
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.run.bucket}/{key}"
+
+
+def safe_run_id(run_id: str) -> str:
+    """Airflow run ids hold ':' and '+': keep a name that is safe in keys and job names."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", run_id).strip("-")[:128] or "run"
+
+
+# --- JSON Lines -------------------------------------------------------------------------------
+
+
+def dump_jsonl(records: Iterable[Record]) -> Iterator[bytes]:
+    for rec in records:
+        yield (rec.to_json() + "\n").encode()
+
+
+def load_jsonl(cls: type[R], lines: Iterable[str | bytes]) -> Iterator[R]:
+    for n, line in enumerate(lines, 1):
+        text = line.decode() if isinstance(line, bytes) else line
+        if not text.strip():
+            continue
+        try:
+            yield cls.from_json(text)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"line {n} is not a valid {cls.__name__}: {exc}") from None
