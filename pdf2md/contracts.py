@@ -12,7 +12,8 @@ import posixpath
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote, unquote
 
 from pdf2md import __version__
 
@@ -23,7 +24,7 @@ CONVERTER_VERSION = f"pdf2md/{__version__}"
 ENV_MANIFEST_URI = "PDF2MD_MANIFEST_URI"
 """s3:// URI of the round's manifest (JSON Lines of ManifestEntry)."""
 ENV_OUTPUT_URI = "PDF2MD_OUTPUT_URI"
-"""s3:// prefix the Markdown goes to: <output>/<rel>.md, metadata under <output>/_pdf2md/meta/."""
+"""s3:// prefix the Markdown goes to: <output>/<rel>.md, with the OutputMeta as x-amz-meta-*."""
 ENV_RUN_URI = "PDF2MD_RUN_URI"
 """s3:// prefix of this run's artefacts (manifests, failures, progress, report)."""
 ENV_RUN_ID = "PDF2MD_RUN_ID"
@@ -70,6 +71,8 @@ DEFAULT_MAX_PAGES = 5000
 # Names terraform creates and the DAG uses by default.
 DEFAULT_JOB_QUEUE = "pdf2md-spot"
 DEFAULT_JOB_DEFINITION = "pdf2md-worker"
+DEFAULT_RUNS_PREFIX = "pdf2md-runs/"
+"""Run artefacts live under s3://<output bucket>/pdf2md-runs/<run id>/ (terraform expires them)."""
 
 MIN_ARRAY_SIZE = 2
 MAX_ARRAY_SIZE = 10_000
@@ -190,14 +193,22 @@ class Record:
 
 @dataclass(frozen=True)
 class ManifestEntry(Record):
-    """One PDF to convert. `rel` is its key relative to the input prefix; `attempt` counts rounds."""
+    """One PDF to convert. `rel` is its key relative to the input prefix; `attempt` counts rounds.
+
+    `mtime` is the source's LastModified (epoch seconds): an output newer than it is up to date.
+    """
 
     bucket: str
     key: str
     rel: str
     size: int
     etag: str
+    mtime: float = 0.0
     attempt: int = 1
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
 
 
 @dataclass(frozen=True)
@@ -212,7 +223,8 @@ class PageRoute(Record):
 
 @dataclass(frozen=True)
 class OutputMeta(Record):
-    """Written beside every output; its key carries the source etag, so one listing tells what is done."""
+    """What made an output. Its scalar fields ride on the Markdown object as x-amz-meta-* (one PUT per
+    PDF); the whole record, routes included, goes to the shard's results file."""
 
     source_uri: str
     source_etag: str
@@ -224,6 +236,28 @@ class OutputMeta(Record):
     run_id: str = ""
     routes: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    _S3_FIELDS: ClassVar[tuple[str, ...]] = ("source_uri", "source_etag", "converter_version", "backend", "pages", "seconds", "run_id")
+
+    def to_s3_metadata(self) -> dict[str, str]:
+        """x-amz-meta-* values: ASCII only (S3 rejects the rest), so the source URI is percent-encoded."""
+        meta = {name.replace("_", "-"): str(getattr(self, name)) for name in self._S3_FIELDS}
+        meta["source-uri"] = quote(self.source_uri, safe="/:")
+        return meta
+
+    @classmethod
+    def from_s3_metadata(cls, metadata: Mapping[str, str], output_uri: str) -> OutputMeta:
+        get = {k.lower(): v for k, v in metadata.items()}.get
+        return cls(
+            source_uri=unquote(get("source-uri", "")),
+            source_etag=get("source-etag", ""),
+            output_uri=output_uri,
+            converter_version=get("converter-version", ""),
+            backend=get("backend", ""),
+            pages=int(get("pages", "0") or 0),
+            seconds=float(get("seconds", "0") or 0),
+            run_id=get("run-id", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -243,8 +277,13 @@ class FailureRecord(Record):
     round: int
     run_id: str
 
+    mtime: float = 0.0
+
     def to_manifest_entry(self) -> ManifestEntry:
-        return ManifestEntry(bucket=self.bucket, key=self.key, rel=self.rel, size=self.size, etag=self.etag, attempt=self.attempt + 1)
+        """The entry that reruns this PDF in the next round."""
+        return ManifestEntry(
+            bucket=self.bucket, key=self.key, rel=self.rel, size=self.size, etag=self.etag, mtime=self.mtime, attempt=self.attempt + 1
+        )
 
 
 @dataclass(frozen=True)
@@ -330,7 +369,6 @@ def is_retryable(error_class: str) -> bool:
 
 # --- S3 layout --------------------------------------------------------------------------------
 
-META_DIR = "_pdf2md/meta/"
 _ETAG_SAFE = re.compile(r"[^0-9A-Za-z-]")
 
 
@@ -392,20 +430,9 @@ def output_key(output: S3Uri, rel: str) -> str:
     return output.dir_prefix + markdown_rel(safe_rel(rel))
 
 
-def meta_key(output: S3Uri, rel: str, source_etag: str) -> str:
-    """<output>/_pdf2md/meta/<rel>.md.<etag>.json: the source etag lives in the key itself."""
-    return f"{output.dir_prefix}{META_DIR}{markdown_rel(safe_rel(rel))}.{normalize_etag(source_etag)}.json"
-
-
-def parse_meta_key(output: S3Uri, key: str) -> tuple[str, str] | None:
-    """(markdown rel, source etag) from a metadata key, or None for anything else."""
-    base = output.dir_prefix + META_DIR
-    if not key.startswith(base) or not key.endswith(".json"):
-        return None
-    md_rel, dot, etag = key[len(base):-5].rpartition(".")
-    if not dot or not md_rel.endswith(".md"):
-        return None
-    return md_rel, etag
+def is_up_to_date(output_mtime: float | None, source_mtime: float) -> bool:
+    """An output is current when it was written after the source last changed (make's rule)."""
+    return output_mtime is not None and output_mtime >= source_mtime
 
 
 def is_pdf_key(key: str) -> bool:
@@ -414,7 +441,7 @@ def is_pdf_key(key: str) -> bool:
 
 @dataclass(frozen=True)
 class RunLayout:
-    """Where a run's artefacts live: <run>/round-<r>/{manifest.jsonl,failures/,progress/}, <run>/report.json."""
+    """Where a run's artefacts live: <run>/round-<r>/{manifest.jsonl,failures/,results/,progress/}, <run>/report.json."""
 
     run: S3Uri
 
@@ -433,6 +460,12 @@ class RunLayout:
 
     def failures_key(self, rnd: int, shard: int, attempt: int) -> str:
         return f"{self.failures_prefix(rnd)}shard-{shard:05d}.attempt-{attempt}.jsonl"
+
+    def results_prefix(self, rnd: int) -> str:
+        return self._round(rnd) + "results/"
+
+    def results_key(self, rnd: int, shard: int, attempt: int) -> str:
+        return f"{self.results_prefix(rnd)}shard-{shard:05d}.attempt-{attempt}.jsonl"
 
     def progress_prefix(self, rnd: int) -> str:
         return self._round(rnd) + "progress/"

@@ -1,0 +1,37 @@
+# pdf2md: every set-up step lives here, so a fresh machine needs only `make demo` / `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench bench-gpu install clean lock
+
+install: $(STAMP)
+
+# torch goes first: on these machines `torch==2.13.0` is a local CPU build; anything that lets pip
+# choose would pull the newest CUDA build instead. constraints.txt pins everything else.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[airflow,ocr,dolphin,local,dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/python -m pdf2md.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/text_quality.py
+
+bench-gpu: $(STAMP)
+	$(BIN)/python bench/dolphin_gpu.py --tiny
+
+# Refresh the pins after changing dependencies in pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^pdf2md' > constraints.txt
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

@@ -1,0 +1,292 @@
+"""The array-job entrypoint (`pdf2md worker`).
+
+Child i converts the manifest entries with index % size == i. Work is idempotent by construction: an
+output newer than its source is done, outputs are created with conditional puts (two attempts can't
+both write one), and everything this attempt could not finish is written down as a failure record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pdf2md import s3 as s3io
+from pdf2md.contracts import (
+    CONVERTER_VERSION,
+    FailureRecord,
+    JobSettings,
+    ManifestEntry,
+    OutputMeta,
+    RunLayout,
+    S3Uri,
+    ShardProgress,
+    is_retryable,
+    is_up_to_date,
+    normalize_etag,
+    output_key,
+    shard_of,
+)
+from pdf2md.convert import Conversion, ConversionError, ConvertOptions
+from pdf2md.isolation import IsolatedConverter
+
+log = logging.getLogger(__name__)
+
+EXIT_DONE = 0
+EXIT_SHARD_FAULT = 1
+EXIT_INTERRUPTED = 143
+PROGRESS_EVERY_S = 10.0
+
+
+@dataclass
+class ShardState:
+    """What this attempt has done so far; turned into the progress, results and failure files."""
+
+    settings: JobSettings
+    entries: list[ManifestEntry]
+    started_at: float = field(default_factory=time.time)
+    converted: list[OutputMeta] = field(default_factory=list)
+    failures: list[FailureRecord] = field(default_factory=list)
+    skipped: int = 0
+    pages: int = 0
+
+    def fail(self, entry: ManifestEntry, error_class: str, message: str) -> None:
+        s = self.settings
+        log.warning("%s: %s: %s", entry.key, error_class, message)
+        self.failures.append(
+            FailureRecord(
+                key=entry.key,
+                rel=entry.rel,
+                bucket=entry.bucket,
+                etag=entry.etag,
+                size=entry.size,
+                mtime=entry.mtime,
+                error_class=error_class,
+                message=message.splitlines()[0][:500] if message else error_class,
+                retryable=is_retryable(error_class),
+                attempt=entry.attempt,
+                shard=s.array_index,
+                round=s.round,
+                run_id=s.run_id,
+            )
+        )
+
+    def progress(self, state: str) -> ShardProgress:
+        s = self.settings
+        now = time.time()
+        return ShardProgress(
+            run_id=s.run_id,
+            round=s.round,
+            shard=s.array_index,
+            attempt=s.attempt,
+            state=state,
+            assigned=len(self.entries),
+            converted=len(self.converted),
+            skipped=self.skipped,
+            failed=len(self.failures),
+            pages=self.pages,
+            started_at=self.started_at,
+            updated_at=now,
+            seconds=round(now - self.started_at, 3),
+        )
+
+
+class StopFlag:
+    """Set by SIGTERM (Spot reclaim): no new PDF starts, the one in flight is cut."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+    def set(self, signum: int = signal.SIGTERM, _frame: FrameType | None = None) -> None:
+        if not self._event.is_set():
+            log.warning("received %s: finishing the shard's records and exiting", signal.Signals(signum).name)
+        self._event.set()
+
+
+def run(settings: JobSettings, s3: Any | None = None, stop: StopFlag | None = None) -> int:
+    """Convert this child's shard; the exit code says whether the shard itself finished."""
+    s3 = s3 or s3io.client()
+    stop = stop or StopFlag()
+    layout = RunLayout(S3Uri.parse(settings.run_uri))
+    try:
+        entries = _my_entries(s3, settings)
+        done = _existing_outputs(s3, S3Uri.parse(settings.output_uri), entries)
+        passwords = _passwords(s3, settings.passwords_uri)
+    except (ClientError, BotoCoreError, ValueError) as exc:
+        log.error("cannot start shard %d: %s", settings.array_index, exc)
+        return EXIT_SHARD_FAULT
+    state = ShardState(settings, entries)
+    log.info("shard %d/%d: %d PDF(s) assigned (round %d, attempt %d)",
+             settings.array_index, settings.array_size, len(entries), settings.round, settings.attempt)
+    options = ConvertOptions(backend=settings.backend, passwords=passwords, max_pages=settings.max_pages)
+    reporter = _ProgressWriter(s3, layout, state)
+    reporter.write("running")
+    with tempfile.TemporaryDirectory(prefix="pdf2md-") as tmp, IsolatedConverter(
+        options, settings.pdf_timeout_s, settings.pdf_memory_mb
+    ) as converter:
+        for n, entry in enumerate(entries):
+            if stop():
+                for rest in entries[n:]:
+                    state.fail(rest, "interrupted", "the shard was stopped before this PDF started")
+                break
+            _process(s3, settings, state, converter, entry, done.get(output_key(S3Uri.parse(settings.output_uri), entry.rel)), Path(tmp), stop)
+            reporter.maybe_write()
+    final = "interrupted" if stop() else "done"
+    try:
+        _write_records(s3, layout, state)
+        reporter.write(final)
+    except (ClientError, BotoCoreError) as exc:
+        log.error("cannot write shard %d's records: %s", settings.array_index, exc)
+        return EXIT_SHARD_FAULT
+    log.info("shard %d %s: %d converted, %d skipped, %d failed, %d pages in %.1f s", settings.array_index, final,
+             len(state.converted), state.skipped, len(state.failures), state.pages, time.time() - state.started_at)
+    return EXIT_INTERRUPTED if stop() else EXIT_DONE
+
+
+def _my_entries(s3: Any, settings: JobSettings) -> list[ManifestEntry]:
+    uri = S3Uri.parse(settings.manifest_uri)
+    return [
+        e for i, e in enumerate(s3io.read_jsonl(s3, uri.bucket, uri.prefix, ManifestEntry))
+        if shard_of(i, settings.array_size) == settings.array_index
+    ]
+
+
+@dataclass(frozen=True)
+class _Existing:
+    etag: str
+    mtime: float
+
+
+def _existing_outputs(s3: Any, output: S3Uri, entries: list[ManifestEntry]) -> dict[str, _Existing]:
+    """One listing of the output prefix, kept only for this shard's keys (no HEAD per key)."""
+    wanted = {output_key(output, e.rel) for e in entries}
+    if not wanted:
+        return {}
+    return {o.key: _Existing(o.etag, o.mtime) for o in s3io.iter_objects(s3, output) if o.key in wanted}
+
+
+def _passwords(s3: Any, uri: str | None) -> tuple[str, ...]:
+    """Passwords for encrypted PDFs come from an S3 object, never from the job's environment."""
+    if not uri:
+        return ()
+    loc = S3Uri.parse(uri)
+    data = json.loads(s3.get_object(Bucket=loc.bucket, Key=loc.prefix)["Body"].read())
+    if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
+        raise ValueError(f"{uri} must hold a JSON list of strings")
+    return tuple(data)
+
+
+def _process(
+    s3: Any, settings: JobSettings, state: ShardState, converter: IsolatedConverter,
+    entry: ManifestEntry, existing: _Existing | None, tmp: Path, stop: StopFlag,
+) -> None:
+    if existing and is_up_to_date(existing.mtime, entry.mtime):
+        state.skipped += 1
+        return
+    local = tmp / "input.pdf"
+    try:
+        s3io.download(s3, entry.bucket, entry.key, local)
+        conversion = converter.convert(local, cancel=stop)
+    except ConversionError as exc:
+        state.fail(entry, exc.error_class, exc.message)
+        return
+    except (ClientError, BotoCoreError) as exc:
+        state.fail(entry, "s3-error", f"reading the PDF: {exc}")
+        return
+    finally:
+        local.unlink(missing_ok=True)
+    _publish(s3, settings, state, entry, existing, conversion)
+
+
+def _publish(s3: Any, settings: JobSettings, state: ShardState, entry: ManifestEntry,
+             existing: _Existing | None, conversion: Conversion) -> None:
+    """Write the Markdown once: create it, or replace a stale one only if nobody else did first."""
+    output = S3Uri.parse(settings.output_uri)
+    key = output_key(output, entry.rel)
+    meta = OutputMeta(
+        source_uri=entry.uri,
+        source_etag=entry.etag,
+        output_uri=f"s3://{output.bucket}/{key}",
+        converter_version=CONVERTER_VERSION,
+        backend=conversion.backend,
+        pages=conversion.pages,
+        seconds=round(conversion.seconds, 3),
+        run_id=settings.run_id,
+        routes=[r.to_dict() for r in conversion.routes],
+    )
+    body = conversion.markdown.encode()
+    put = dict(metadata=meta.to_s3_metadata(), content_type="text/markdown; charset=utf-8")
+    try:
+        won = s3io.put_conditional(s3, output.bucket, key, body, if_match=existing.etag if existing else None, **put)
+        if not won:
+            current = s3io.head(s3, output.bucket, key)
+            if current and normalize_etag(current.get("Metadata", {}).get("source-etag", "")) == normalize_etag(entry.etag):
+                log.info("%s: another attempt wrote it first", entry.key)
+                state.skipped += 1
+                return
+            won = s3io.put_conditional(
+                s3, output.bucket, key, body, if_match=normalize_etag(current["ETag"]) if current else None, **put
+            )
+    except (ClientError, BotoCoreError) as exc:
+        state.fail(entry, "s3-error", f"writing the Markdown: {exc}")
+        return
+    if not won:
+        state.skipped += 1
+        return
+    state.converted.append(meta)
+    state.pages += conversion.pages
+
+
+def _write_records(s3: Any, layout: RunLayout, state: ShardState) -> None:
+    s = state.settings
+    bucket = layout.run.bucket
+    s3io.write_jsonl(s3, bucket, layout.failures_key(s.round, s.array_index, s.attempt), state.failures)
+    s3io.write_jsonl(s3, bucket, layout.results_key(s.round, s.array_index, s.attempt), state.converted)
+
+
+class _ProgressWriter:
+    """Rewrites the shard's progress object at most every PROGRESS_EVERY_S (a PUT is not free)."""
+
+    def __init__(self, s3: Any, layout: RunLayout, state: ShardState) -> None:
+        self._s3, self._layout, self._state = s3, layout, state
+        self._last = 0.0
+
+    def maybe_write(self) -> None:
+        if time.monotonic() - self._last >= PROGRESS_EVERY_S:
+            self.write("running")
+
+    def write(self, state: str) -> None:
+        s = self._state.settings
+        self._last = time.monotonic()
+        try:
+            s3io.put_json(self._s3, self._layout.run.bucket, self._layout.progress_key(s.round, s.array_index), self._state.progress(state))
+        except (ClientError, BotoCoreError) as exc:
+            if state == "running":
+                log.warning("progress not written (will retry): %s", exc)
+                return
+            raise
+
+
+def main(env: dict[str, str]) -> int:
+    """Read the job's environment, install the SIGTERM handler, run the shard."""
+    try:
+        settings = JobSettings.from_env(env)
+    except ValueError as exc:
+        log.error("bad job environment: %s", exc)
+        return EXIT_SHARD_FAULT
+    stop = StopFlag()
+    signal.signal(signal.SIGTERM, stop.set)
+    signal.signal(signal.SIGINT, stop.set)
+    return run(settings, stop=stop)

@@ -1,0 +1,235 @@
+"""The `pdf2md` command: convert PDFs locally or from S3, run as an array child, run the emulator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pdf2md import __version__
+from pdf2md.contracts import BACKENDS, DEFAULT_MAX_PAGES, DEFAULT_PDF_MEMORY_MB, DEFAULT_PDF_TIMEOUT_S, S3Uri, is_pdf_key, markdown_rel, relative_key, safe_rel
+
+log = logging.getLogger("pdf2md")
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: one line on stderr, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pdf2md", description="PDFs to Markdown, locally or on AWS Batch.")
+    parser.add_argument("--version", action="version", version=f"pdf2md {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    conv = sub.add_parser("convert", help="convert PDFs, folders (recursively) or s3:// URIs into OUTDIR")
+    conv.add_argument("paths", nargs="+", metavar="PATH", help="a PDF, a folder of PDFs, or an s3:// key or prefix")
+    conv.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="where the .md files go")
+    conv.add_argument("--backend", choices=BACKENDS, default="auto", help="how pages are converted (default: auto)")
+    conv.add_argument("--report", type=Path, metavar="FILE.json", help="write a JSON report of every PDF")
+    conv.add_argument("--password", action="append", default=[], help="a password to try on encrypted PDFs (repeatable)")
+    conv.add_argument("--timeout", type=float, default=DEFAULT_PDF_TIMEOUT_S, help="seconds allowed per PDF")
+    conv.add_argument("--memory-mb", type=int, default=DEFAULT_PDF_MEMORY_MB, help="memory allowed per PDF")
+    conv.add_argument("--max-pages", type=int, default=DEFAULT_MAX_PAGES, help="PDFs with more pages fail")
+    conv.add_argument("--page-markers", action="store_true", help="put <!-- page N --> before each page")
+    conv.set_defaults(func=_cmd_convert)
+
+    worker = sub.add_parser("worker", help="the AWS Batch array-job entrypoint (configured by PDF2MD_* variables)")
+    worker.set_defaults(func=_cmd_worker)
+
+    emu = sub.add_parser("emulator", help="run a local S3/SQS/Batch emulator whose Batch really runs jobs")
+    emu.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    emu.set_defaults(func=_cmd_emulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"pdf2md: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- convert ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One PDF to convert: where it is (local path or s3 location) and where its Markdown goes."""
+
+    source: str
+    rel_md: str
+    local: Path | None = None
+    s3: S3Uri | None = None
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from pdf2md.convert import ConversionError, ConvertOptions
+    from pdf2md.isolation import IsolatedConverter
+
+    outdir = _writable_dir(args.output)
+    jobs = list(_collect(args.paths))
+    if not jobs:
+        raise UsageError("no PDFs found in the given paths")
+    options = ConvertOptions(backend=args.backend, passwords=tuple(args.password), max_pages=args.max_pages, page_markers=args.page_markers)
+    report: dict[str, Any] = {"converted": [], "failed": []}
+    s3 = _s3_client() if any(j.s3 for j in jobs) else None
+    with tempfile.TemporaryDirectory(prefix="pdf2md-") as tmp, IsolatedConverter(options, args.timeout, args.memory_mb) as converter:
+        for job in _progress(jobs):
+            target = outdir / job.rel_md
+            try:
+                path = job.local or _fetch(s3, job.s3, Path(tmp) / "input.pdf")
+                result = converter.convert(path)
+            except ConversionError as exc:
+                log.warning("%s: %s", job.source, exc)
+                report["failed"].append({"source": job.source, "error_class": exc.error_class, "message": exc.message})
+                continue
+            _write_atomically(target, result.markdown)
+            report["converted"].append({
+                "source": job.source, "output": str(target), "pages": result.pages,
+                "backend": result.backend, "seconds": round(result.seconds, 3),
+                "routes": [r.to_dict() for r in result.routes],
+            })
+    report["summary"] = {"converted": len(report["converted"]), "failed": len(report["failed"]),
+                         "pages": sum(c["pages"] for c in report["converted"])}
+    if args.report:
+        _write_atomically(args.report, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    s = report["summary"]
+    log.info("%d converted (%d pages), %d failed; Markdown in %s", s["converted"], s["pages"], s["failed"], outdir)
+    return EXIT_SOME_FAILED if report["failed"] else EXIT_OK
+
+
+def _writable_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output folder {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder {path} is not writable")
+    return path
+
+
+def _collect(paths: Sequence[str]) -> Iterator[Job]:
+    for raw in paths:
+        if raw.startswith("s3://"):
+            yield from _collect_s3(raw)
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".pdf")
+            for pdf in found:
+                yield Job(str(pdf), markdown_rel(safe_rel(pdf.relative_to(path).as_posix())), local=pdf)
+        elif path.is_file():
+            if path.suffix.lower() != ".pdf" and not _has_pdf_header(path):
+                raise UsageError(f"not a PDF: {raw}")
+            yield Job(str(path), markdown_rel(path.name), local=path)
+        else:
+            raise UsageError(f"no such file or folder: {raw}")
+
+
+def _has_pdf_header(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return b"%PDF-" in fh.read(1024)
+    except OSError:
+        return False
+
+
+def _collect_s3(raw: str) -> Iterator[Job]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from pdf2md import s3 as s3io
+
+    try:
+        uri = S3Uri.parse(raw)
+        objects = [o for o in s3io.iter_objects(_s3_client(), uri) if is_pdf_key(o.key)]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except (ClientError, BotoCoreError) as exc:
+        raise UsageError(f"cannot list {raw}: {exc}") from None
+    if not objects:
+        raise UsageError(f"no PDFs under {raw}")
+    for obj in objects:
+        rel = relative_key(obj.key, uri.prefix) if obj.key != uri.prefix else safe_rel(obj.key.rsplit("/", 1)[-1])
+        yield Job(f"s3://{uri.bucket}/{obj.key}", markdown_rel(rel), s3=S3Uri(uri.bucket, obj.key))
+
+
+def _s3_client() -> Any:
+    from pdf2md import s3 as s3io
+
+    return s3io.client()
+
+
+def _fetch(s3: Any, loc: S3Uri | None, dest: Path) -> Path:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from pdf2md import s3 as s3io
+    from pdf2md.convert import ConversionError
+
+    assert loc is not None
+    try:
+        s3io.download(s3, loc.bucket, loc.prefix, dest)
+    except (ClientError, BotoCoreError) as exc:
+        raise ConversionError("s3-error", f"cannot download: {exc}") from None
+    return dest
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """Write beside the target and rename: a reader never sees half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _progress(jobs: list[Job]) -> Any:
+    """A progress bar on a terminal, nothing otherwise."""
+    if not sys.stderr.isatty():
+        return jobs
+    from tqdm import tqdm
+
+    return tqdm(jobs, unit="pdf", file=sys.stderr)
+
+
+# --- worker and emulator ----------------------------------------------------------------------
+
+
+def _cmd_worker(_args: argparse.Namespace) -> int:
+    from batch_jobs.worker import main as worker_main
+
+    return worker_main(dict(os.environ))
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from pdf2md.localbatch import serve_forever
+
+    serve_forever(args.port)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Read elements -> one page of Markdown, driven by a table of label rules (what to ask, how to write)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pdf2md.convert.dolphin.tables import table_markdown
+
+FIGURE_MODES = ("reference", "drop")
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """`kind` picks the element prompt (None: nothing to read); `block` picks the Markdown writer."""
+
+    kind: str | None
+    block: str
+
+
+_HEADING = {"title": 1, "sec": 2, "sec_0": 2, "sub_sec": 3, "sec_1": 3}
+_HEADING.update({name: 4 for name in ("sub_sub_sec", "sec_2", "sec_3", "sec_4", "sec_5")})
+
+LABELS: dict[str, LabelRule] = {
+    **{name: LabelRule("text", f"h{level}") for name, level in _HEADING.items()},
+    "list": LabelRule("text", "list"),
+    "tab": LabelRule("table", "table"),
+    "equ": LabelRule("formula", "formula"),
+    "code": LabelRule("code", "code"),
+    "fig": LabelRule(None, "figure"),
+    "header": LabelRule(None, "drop"),
+    "foot": LabelRule(None, "drop"),
+    "watermark": LabelRule(None, "drop"),
+}
+"""Dolphin's labels; any other (para, cap, fnote, author, half_para, ...) is a paragraph of text."""
+DEFAULT_RULE = LabelRule("text", "paragraph")
+
+
+def rule_for(label: str) -> LabelRule:
+    return LABELS.get(label, DEFAULT_RULE)
+
+
+@dataclass(frozen=True)
+class ReadElement:
+    """One element of a page with what the model read (empty for figures and failures)."""
+
+    label: str
+    text: str
+    order: int
+
+
+def page_markdown(elements: Sequence[ReadElement], page: int, figures: str = "reference") -> str:
+    """Blocks in reading order, a blank line apart; list items of one list stay together."""
+    blocks: list[tuple[str, str]] = []
+    figure_no = 0
+    for element in sorted(elements, key=lambda e: e.order):
+        block = rule_for(element.label).block
+        if block == "figure":
+            figure_no += 1
+            if figures == "reference":
+                blocks.append((block, f"![Figure {figure_no}]({figure_name(page, figure_no)})"))
+            continue
+        written = WRITERS[block](element.text) if block in WRITERS else ""
+        if written:
+            blocks.append((block, written))
+    return _join(blocks)
+
+
+def figure_name(page: int, number: int) -> str:
+    """The image a figure reference points to: page and figure, both counted from 1."""
+    return f"page-{page + 1:04d}-figure-{number:02d}.png"
+
+
+def _join(blocks: list[tuple[str, str]]) -> str:
+    out: list[str] = []
+    for i, (block, text) in enumerate(blocks):
+        if i:
+            out.append("\n" if block == "list" and blocks[i - 1][0] == "list" else "\n\n")
+        out.append(text)
+    return "".join(out)
+
+
+def _flow(text: str) -> str:
+    """Join the model's line breaks into running text (a hyphen at a break joins the word)."""
+    text = re.sub(r"(\w)-\n(\w)", r"\1\2", text.strip())
+    lines = [line.strip() for line in text.split("\n")]
+    out = ""
+    for line in lines:
+        if not line:
+            continue
+        joiner = "" if not out or (_is_cjk(out[-1]) and _is_cjk(line[0])) else " "
+        out += joiner + line
+    return out
+
+
+def _is_cjk(char: str) -> bool:
+    return "\u3040" <= char <= "\u30ff" or "\u4e00" <= char <= "\u9fff" or "\uac00" <= char <= "\ud7af"
+
+
+def _heading(level: int) -> Callable[[str], str]:
+    def write(text: str) -> str:
+        flowed = _flow(text).lstrip("#").strip()
+        return f"{'#' * level} {flowed}" if flowed else ""
+
+    return write
+
+
+_ORDERED = re.compile(r"^\d+[.)]\s")
+_BULLET = re.compile(r"^[-*+•·▪●◦]\s*")
+
+
+def _list_item(text: str) -> str:
+    """Numbered items keep their number (an ordered list); others get '- ' instead of their bullet."""
+    flowed = _flow(text)
+    if not flowed or _ORDERED.match(flowed):
+        return flowed
+    return "- " + _BULLET.sub("", flowed)
+
+
+def _paragraph(text: str) -> str:
+    return _flow(text)
+
+
+def _table(text: str) -> str:
+    written = table_markdown(text)
+    return written if written is not None else _flow(text)
+
+
+_MATH_DELIMS = re.compile(r"^\s*(?:\$\$|\$|\\\[|\\\()\s*|\s*(?:\$\$|\$|\\\]|\\\))\s*$")
+
+
+def _formula(text: str) -> str:
+    latex = _MATH_DELIMS.sub("", text.strip()).strip()
+    return f"$$\n{latex}\n$$" if latex else ""
+
+
+def _code(text: str) -> str:
+    code = text.strip("\n")
+    if not code.strip():
+        return ""
+    fence = "```"
+    while fence in code:
+        fence += "`"
+    return f"{fence}\n{code}\n{fence}"
+
+
+WRITERS: dict[str, Callable[[str], str]] = {
+    **{f"h{level}": _heading(level) for level in range(1, 5)},
+    "paragraph": _paragraph,
+    "list": _list_item,
+    "table": _table,
+    "formula": _formula,
+    "code": _code,
+}
+"""Markdown writers by block; "figure" and "drop" have none (figures are written by page_markdown)."""

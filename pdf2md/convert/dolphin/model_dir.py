@@ -1,0 +1,108 @@
+"""Where the model lives: a local dir, or an S3 prefix synced once per instance. Never the Hugging Face hub."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pdf2md.contracts import ENV_MODEL_DIR, ENV_MODEL_URI, S3Uri, safe_rel
+from pdf2md.convert.backends import BackendUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SYNC_DIR = Path("/tmp/pdf2md-model")
+"""Where an S3 model goes when PDF2MD_MODEL_DIR is unset (mount a host path there to share it)."""
+
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "config": ("config.json",),
+    "weights": ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"),
+    "tokenizer": ("tokenizer.json", "sentencepiece.bpe.model", "tokenizer.model"),
+    "processor": ("preprocessor_config.json", "processor_config.json"),
+}
+"""What a Dolphin 1.x checkpoint needs: any one file of each group."""
+
+
+def missing_files(model_dir: Path) -> list[str]:
+    """The groups a dir lacks, named by their first file; shards listed by an index count too."""
+    missing = [names[0] for names in REQUIRED.values() if not any((model_dir / n).is_file() for n in names)]
+    index = model_dir / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text()).get("weight_map", {}).values()))
+        missing += [s for s in shards if not (model_dir / s).is_file()]
+    return missing
+
+
+def validate_model_dir(model_dir: Path) -> Path:
+    """The dir itself when complete; a one-line BackendUnavailable naming what is missing otherwise."""
+    if not model_dir.is_dir():
+        raise BackendUnavailable(f"Dolphin model dir {model_dir} does not exist (set {ENV_MODEL_DIR} or {ENV_MODEL_URI})")
+    missing = missing_files(model_dir)
+    if missing:
+        raise BackendUnavailable(f"Dolphin model dir {model_dir} is incomplete: missing {', '.join(missing)}")
+    return model_dir
+
+
+def configured_model_dir(env: Mapping[str, str]) -> Path | None:
+    """The local dir the model is (or will be synced) in, or None when no model is configured."""
+    if env.get(ENV_MODEL_DIR):
+        return Path(env[ENV_MODEL_DIR])
+    return DEFAULT_SYNC_DIR if env.get(ENV_MODEL_URI) else None
+
+
+def resolve_model_dir(env: Mapping[str, str], s3_client: Any = None) -> Path:
+    """A complete local model dir: synced from PDF2MD_MODEL_URI first when that is set."""
+    model_dir = configured_model_dir(env)
+    if model_dir is None:
+        raise BackendUnavailable(f"no Dolphin model configured: set {ENV_MODEL_DIR} or {ENV_MODEL_URI}")
+    if env.get(ENV_MODEL_URI):
+        sync_model(env[ENV_MODEL_URI], model_dir, s3_client)
+    return validate_model_dir(model_dir)
+
+
+def sync_model(uri: str, model_dir: Path, s3_client: Any = None) -> int:
+    """Copy the S3 prefix into model_dir under a lock (one copy per instance); returns files downloaded."""
+    source = S3Uri.parse(uri)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = model_dir.parent / f".{model_dir.name}.sync.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _download_missing(s3_client or _s3_client(), source, model_dir)
+        except BackendUnavailable:
+            raise
+        except Exception as exc:
+            raise BackendUnavailable(f"could not sync the Dolphin model from {uri}: {exc}") from exc
+
+
+def _download_missing(s3: Any, source: S3Uri, model_dir: Path) -> int:
+    downloaded = 0
+    prefix = source.dir_prefix
+    found = False
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=source.bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            if obj["Key"].endswith("/"):
+                continue
+            found = True
+            target = model_dir / safe_rel(obj["Key"][len(prefix):])
+            if target.is_file() and target.stat().st_size == obj["Size"]:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            s3.download_file(source.bucket, obj["Key"], str(partial))
+            os.replace(partial, target)
+            downloaded += 1
+    if not found:
+        raise BackendUnavailable(f"no Dolphin model under {source}")
+    log.info("Dolphin model synced from %s: %d file(s) downloaded", source, downloaded)
+    return downloaded
+
+
+def _s3_client() -> Any:
+    import boto3
+
+    return boto3.client("s3")

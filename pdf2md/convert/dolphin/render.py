@@ -1,0 +1,81 @@
+"""Pages -> padded squares on a CPU thread, a few pages ahead of the GPU (pages are rendered once)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import pypdfium2 as pdfium
+from PIL import Image
+
+from pdf2md.convert.dolphin.layout import MODEL_SQUARE, PageGeometry
+
+PAD_COLOUR = (0, 0, 0)
+"""Dolphin's processor pads with black; the page must sit in the square the same way."""
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    index: int
+    square: Image.Image
+    geometry: PageGeometry
+    seconds: float
+
+
+def render_page(doc: pdfium.PdfDocument, index: int, long_side: int = MODEL_SQUARE) -> RenderedPage:
+    """Render with the long side at `long_side` pixels and centre it in a black square."""
+    started = time.perf_counter()
+    page = doc[index]
+    try:
+        width, height = page.get_size()
+        image = page.render(scale=long_side / max(width, height, 1)).to_pil().convert("RGB")
+    finally:
+        page.close()
+    geometry = PageGeometry.centred(*image.size)
+    square = Image.new("RGB", (geometry.square, geometry.square), PAD_COLOUR)
+    square.paste(image, geometry.content[:2])
+    return RenderedPage(index, square, geometry, time.perf_counter() - started)
+
+
+_DONE = object()
+
+
+def prefetch_pages(doc: pdfium.PdfDocument, pages: Sequence[int], depth: int = 4) -> Iterator[RenderedPage]:
+    """Yield rendered pages while a thread renders the next `depth` (pdfium is touched by that thread only)."""
+    ready: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for index in pages:
+                if stop.is_set():
+                    return
+                _put(ready, render_page(doc, index), stop)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            _put(ready, exc, stop)
+        _put(ready, _DONE, stop)
+
+    thread = threading.Thread(target=work, name="dolphin-render", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, RenderedPage)
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _put(ready: queue.Queue[object], item: object, stop: threading.Event) -> None:
+    """Block while the queue is full, but give up once the consumer has stopped."""
+    while not stop.is_set():
+        try:
+            ready.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue

@@ -1,0 +1,211 @@
+"""Spans to lines, and lines to reading order: rows by vertical overlap, fragments by gaps, XY-cut."""
+
+from __future__ import annotations
+
+import statistics
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pdf2md.convert.text.spans import Span
+
+ROW_OVERLAP = 0.5
+"""Two spans share a row when their boxes overlap vertically by this share of the smaller height."""
+FRAGMENT_GAP = 1.0
+"""A horizontal gap wider than this many line heights splits a row into fragments (columns, cells)."""
+WORD_GAP = 0.15
+"""A gap wider than this many line heights between two spans is a space."""
+MIN_COLUMN_WIDTH = 3.0
+"""A column cut needs this many line heights of content on each side (bullets are not a column)."""
+
+
+@dataclass(slots=True)
+class Line:
+    """A fragment of a row: spans close enough to read as one run of text."""
+
+    spans: list[Span]
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    size: float
+    bold: bool
+    mono: bool
+
+    @property
+    def height(self) -> float:
+        return self.y1 - self.y0
+
+
+@dataclass(slots=True)
+class Row:
+    """Fragments sharing a baseline, left to right."""
+
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def y0(self) -> float:
+        return min(line.y0 for line in self.lines)
+
+    @property
+    def y1(self) -> float:
+        return max(line.y1 for line in self.lines)
+
+
+def build_rows(spans: Sequence[Span]) -> list[Row]:
+    """Group spans into rows (top to bottom) and each row into fragments (left to right)."""
+    rows: list[list[Span]] = []
+    top = bottom = 0.0
+    for span in sorted(spans, key=lambda s: -(s.y0 + s.y1)):
+        if rows and _overlap(span.y0, span.y1, bottom, top) >= ROW_OVERLAP * min(span.height, top - bottom):
+            rows[-1].append(span)
+            top, bottom = max(top, span.y1), min(bottom, span.y0)
+        else:
+            rows.append([span])
+            top, bottom = span.y1, span.y0
+    return [Row(_fragments(row)) for row in rows]
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return min(a1, b1) - max(a0, b0)
+
+
+def _fragments(row: list[Span]) -> list[Line]:
+    row.sort(key=lambda s: s.x0)
+    height = statistics.median(s.height for s in row)
+    groups: list[list[Span]] = [[row[0]]]
+    right = row[0].x1
+    for span in row[1:]:
+        if span.x0 - right > FRAGMENT_GAP * height:
+            groups.append([span])
+        else:
+            groups[-1].append(span)
+        right = max(right, span.x1)
+    return [make_line(g) for g in groups]
+
+
+def make_line(spans: list[Span]) -> Line:
+    """One fragment from spans sorted left to right: text with spaces where the gaps are."""
+    height = statistics.median(s.height for s in spans)
+    sizes = [s.size for s in spans]
+    letters = sum(len(s.text) for s in spans)
+    return Line(
+        spans=spans,
+        text=_line_text(spans, height),
+        x0=min(s.x0 for s in spans),
+        y0=min(s.y0 for s in spans),
+        x1=max(s.x1 for s in spans),
+        y1=max(s.y1 for s in spans),
+        size=max(set(sizes), key=sizes.count),
+        bold=sum(len(s.text) for s in spans if s.bold) > 0.6 * letters,
+        mono=all(s.mono for s in spans),
+    )
+
+
+def _line_text(spans: list[Span], height: float) -> str:
+    """Join spans left to right, or right to left (with left-to-right runs kept) for RTL lines."""
+    words: list[list[Span]] = [[spans[0]]]
+    for prev, span in zip(spans, spans[1:]):
+        if span.x0 - prev.x1 > WORD_GAP * height:
+            words.append([span])
+        else:
+            words[-1].append(span)
+    texts = ["".join(s.text for s in word) for word in words]
+    if is_rtl("".join(texts)):
+        texts = _visual_to_logical(texts)
+    return " ".join(texts)
+
+
+def is_rtl(text: str) -> bool:
+    """More right-to-left letters (Hebrew, Arabic, ...) than left-to-right ones."""
+    rtl = ltr = 0
+    for ch in text:
+        if ch.isalpha():
+            if unicodedata.bidirectional(ch) in ("R", "AL"):
+                rtl += 1
+            else:
+                ltr += 1
+    return rtl > ltr
+
+
+def _visual_to_logical(words: list[str]) -> list[str]:
+    """Words of an RTL line, given left to right, in reading order: runs of LTR words keep their order."""
+    out: list[str] = []
+    run: list[str] = []
+    for word in reversed(words):
+        if is_rtl(word) or not any(ch.isalnum() for ch in word):
+            out.extend(reversed(run))
+            run = []
+            out.append(word)
+        else:
+            run.append(word)
+    out.extend(reversed(run))
+    return out
+
+
+# --- reading order ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Box:
+    """Anything placed on the page: a line, or a table standing in for its lines."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    item: object
+
+
+def reading_order(boxes: list[Box], unit: float) -> list[Box]:
+    """Recursive XY-cut: columns (full-height gutters) before bands, bands top to bottom."""
+    if len(boxes) <= 1:
+        return boxes
+    columns = _split_columns(boxes, unit)
+    if len(columns) > 1:
+        return [b for column in columns for b in reading_order(column, unit)]
+    bands = _split_bands(boxes)
+    if len(bands) > 1:
+        return [b for band in bands for b in reading_order(band, unit)]
+    return sorted(boxes, key=lambda b: (-b.y1, b.x0))
+
+
+def _split_bands(boxes: list[Box]) -> list[list[Box]]:
+    """Cut where no box covers a horizontal strip of the region."""
+    ordered = sorted(boxes, key=lambda b: -b.y1)
+    bands: list[list[Box]] = [[ordered[0]]]
+    bottom = ordered[0].y0
+    for box in ordered[1:]:
+        if box.y1 <= bottom:
+            bands.append([box])
+        else:
+            bands[-1].append(box)
+        bottom = min(bottom, box.y0)
+    return bands
+
+
+def _split_columns(boxes: list[Box], unit: float) -> list[list[Box]]:
+    """Cut at vertical gutters no box crosses, when both sides are wide enough to be columns."""
+    ordered = sorted(boxes, key=lambda b: b.x0)
+    columns: list[list[Box]] = [[ordered[0]]]
+    right = ordered[0].x1
+    for box in ordered[1:]:
+        if box.x0 - right > 0.5 * unit:
+            columns.append([box])
+        else:
+            columns[-1].append(box)
+        right = max(right, box.x1)
+    if len(columns) == 1:
+        return columns
+    merged: list[list[Box]] = [columns[0]]
+    for column in columns[1:]:
+        if _width(column) < MIN_COLUMN_WIDTH * unit or _width(merged[-1]) < MIN_COLUMN_WIDTH * unit:
+            merged[-1].extend(column)
+        else:
+            merged.append(column)
+    return merged
+
+
+def _width(boxes: list[Box]) -> float:
+    return max(b.x1 for b in boxes) - min(b.x0 for b in boxes)

@@ -1,0 +1,138 @@
+"""Tables from aligned text: runs of rows split into several fragments that share column slots."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from pdf2md.convert.text.layout import Line, Row
+
+MIN_ROWS = 3
+MAX_ROW_GAP = 2.5
+"""Rows further apart than this many line heights do not belong to the same table."""
+MIN_FILLED_ROWS = 0.6
+"""Share of a table's rows that must have at least two cells."""
+PROSE_CHARS = 30
+"""Two 'columns' whose fragments average more characters than this are text columns, not a table."""
+
+
+@dataclass(slots=True)
+class Table:
+    """Cells by row; `spans[r][c]` is how many column slots cell c of row r covers."""
+
+    cells: list[list[str]]
+    spans: list[list[int]]
+    lines: list[Line]
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def markdown(self) -> str:
+        """A pipe table, or HTML when a cell spans columns (pipe tables cannot say so)."""
+        if any(n > 1 for row in self.spans for n in row):
+            return self._html()
+        width = max(sum(row) for row in self.spans)
+        rows = [[_pipe_cell(c) for c in cells] + [""] * (width - len(cells)) for cells in self.cells]
+        out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * width]
+        out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+        return "\n".join(out)
+
+    def _html(self) -> str:
+        out = ["<table>"]
+        for r, (cells, spans) in enumerate(zip(self.cells, self.spans)):
+            tag = "th" if r == 0 else "td"
+            tds = "".join(f"<{tag}{f' colspan=\"{n}\"' if n > 1 else ''}>{html.escape(c)}</{tag}>" for c, n in zip(cells, spans))
+            out.append(f"<tr>{tds}</tr>")
+        out.append("</table>")
+        return "\n".join(out)
+
+
+def _pipe_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def find_tables(rows: list[Row]) -> list[Table]:
+    """Every run of rows that lines up in columns like a table does."""
+    tables: list[Table] = []
+    run: list[Row] = []
+    for row in rows:
+        if run and _far_below(run[-1], row):
+            tables.extend(_table_from_run(run))
+            run = []
+        if len(row.lines) >= 2 or (run and len(row.lines) == 1):
+            run.append(row)
+        else:
+            tables.extend(_table_from_run(run))
+            run = []
+    tables.extend(_table_from_run(run))
+    return tables
+
+
+def _far_below(above: Row, below: Row) -> bool:
+    height = max(line.height for line in above.lines)
+    return above.y0 - below.y1 > MAX_ROW_GAP * height
+
+
+def _table_from_run(run: list[Row]) -> list[Table]:
+    while run and len(run[-1].lines) < 2:
+        run = run[:-1]
+    if len(run) < MIN_ROWS and not (len(run) == 2 and min(len(r.lines) for r in run) >= 3):
+        return []
+    slots = _column_slots(run)
+    if len(slots) < 2 or _looks_like_prose(run, slots):
+        return []
+    placed = [_place(row, slots) for row in run]
+    if sum(len(cells) >= 2 for cells, _ in placed) < MIN_FILLED_ROWS * len(run):
+        return []
+    lines = [line for row in run for line in row.lines]
+    return [Table(
+        cells=[cells for cells, _ in placed],
+        spans=[spans for _, spans in placed],
+        lines=lines,
+        x0=min(line.x0 for line in lines),
+        y0=min(line.y0 for line in lines),
+        x1=max(line.x1 for line in lines),
+        y1=max(line.y1 for line in lines),
+    )]
+
+
+def _column_slots(run: list[Row]) -> list[tuple[float, float]]:
+    """Column x-ranges from the rows with the most cells (a spanning header must not merge columns)."""
+    most = max(len(row.lines) for row in run)
+    intervals = sorted((line.x0, line.x1) for row in run if len(row.lines) >= max(2, most - 1) for line in row.lines)
+    slots: list[list[float]] = []
+    for x0, x1 in intervals:
+        if slots and x0 <= slots[-1][1]:
+            slots[-1][1] = max(slots[-1][1], x1)
+        else:
+            slots.append([x0, x1])
+    return [(a, b) for a, b in slots]
+
+
+def _looks_like_prose(run: list[Row], slots: list[tuple[float, float]]) -> bool:
+    lines = [line for row in run for line in row.lines]
+    return len(slots) == 2 and sum(len(line.text) for line in lines) / len(lines) > PROSE_CHARS
+
+
+def _place(row: Row, slots: list[tuple[float, float]]) -> tuple[list[str], list[int]]:
+    """A row's cells over the slots: empty slots become empty cells, a wide fragment spans slots."""
+    cells: list[str] = []
+    spans: list[int] = []
+    index = 0
+    for line in row.lines:
+        covered = [i for i, (a, b) in enumerate(slots) if min(b, line.x1) - max(a, line.x0) > 0]
+        if not covered:
+            covered = [min(range(len(slots)), key=lambda i: abs(slots[i][0] - line.x0))]
+        first, last = max(covered[0], index), max(covered[-1], index)
+        if first >= len(slots):
+            cells[-1] += " " + line.text
+            continue
+        cells.extend([""] * (first - index))
+        spans.extend([1] * (first - index))
+        cells.append(line.text)
+        spans.append(min(last, len(slots) - 1) - first + 1)
+        index = first + spans[-1]
+    cells.extend([""] * (len(slots) - index))
+    spans.extend([1] * (len(slots) - index))
+    return cells, spans

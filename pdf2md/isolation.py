@@ -1,0 +1,152 @@
+"""Each PDF converts in a child process under a time and memory limit, so one file cannot take a
+shard down. The child lives across PDFs (models load once) and is replaced when it is killed."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import resource
+import signal
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from pdf2md.convert import Conversion, ConversionError, ConvertOptions, convert_pdf
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.05
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class IsolatedConverter:
+    """`convert()` one PDF at a time in a long-lived child; limits enforced from the parent."""
+
+    def __init__(self, options: ConvertOptions, timeout_s: float, memory_mb: int) -> None:
+        self.options = options
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self._ctx = mp.get_context("spawn")
+        self._proc: Any = None
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> IsolatedConverter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.send(None)
+            except OSError:
+                pass
+        self._kill()
+
+    def convert(self, path: Path, cancel: Callable[[], bool] = lambda: False) -> Conversion:
+        """Convert `path` or raise ConversionError (timeout, resource-limit, crash → corrupt, ...).
+
+        `cancel` is polled while the child works: when it turns true the PDF is cut as `interrupted`.
+        """
+        conn = self._ensure_child()
+        conn.send(str(path))
+        deadline = time.monotonic() + self.timeout_s
+        limit_bytes = self.memory_mb * 1024 * 1024
+        while not conn.poll(_POLL_S):
+            if cancel():
+                self._kill()
+                raise ConversionError("interrupted", "the shard was stopped while this PDF was converting")
+            if not self._proc.is_alive():
+                code = self._proc.exitcode
+                self._kill()
+                raise _crash_error(code)
+            if time.monotonic() > deadline:
+                self._kill()
+                raise ConversionError("timeout", f"conversion took longer than {self.timeout_s:g} s")
+            if _rss_bytes(self._proc.pid) > limit_bytes:
+                self._kill()
+                raise ConversionError("resource-limit", f"conversion used more than {self.memory_mb} MB of memory")
+        try:
+            kind, *payload = conn.recv()
+        except (EOFError, OSError):
+            code = self._proc.exitcode if self._proc else None
+            self._kill()
+            raise _crash_error(code) from None
+        if kind == "ok":
+            return payload[0]
+        raise ConversionError(payload[0], payload[1])
+
+    def _ensure_child(self) -> Connection:
+        if self._proc is not None and self._proc.is_alive() and self._conn is not None:
+            return self._conn
+        self._kill()
+        parent, child = self._ctx.Pipe()
+        self._proc = self._ctx.Process(
+            target=_child_main, args=(child, self.options, self.memory_mb), name="pdf2md-convert", daemon=True
+        )
+        self._proc.start()
+        child.close()
+        self._conn = parent
+        return parent
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if proc is not None and proc.is_alive():
+            proc.kill()
+        if proc is not None:
+            proc.join(5)
+
+
+def _crash_error(exitcode: int | None) -> ConversionError:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        return ConversionError("corrupt", f"the PDF engine crashed on this file ({name})")
+    return ConversionError("corrupt", f"the converter process died (exit code {exitcode})")
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _child_main(conn: Connection, options: ConvertOptions, memory_mb: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if options.backend != "dolphin":
+        _limit_address_space(memory_mb)
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        conn.send(_convert_one(Path(request), options))
+
+
+def _convert_one(path: Path, options: ConvertOptions) -> tuple[Any, ...]:
+    try:
+        return ("ok", convert_pdf(path, options))
+    except ConversionError as exc:
+        return ("err", exc.error_class, exc.message)
+    except MemoryError:
+        return ("err", "resource-limit", "conversion ran out of memory")
+    except Exception as exc:  # noqa: BLE001 - any converter bug becomes this PDF's failure, not the shard's
+        log.exception("converter failed on %s", path)
+        return ("err", "conversion-error", f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _limit_address_space(memory_mb: int) -> None:
+    """A hard cap for CPU backends (CUDA maps more address space than it uses, so not for Dolphin)."""
+    cap = memory_mb * 1024 * 1024 * 2
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))

@@ -1,0 +1,102 @@
+"""Planning a round: list the input, drop what is already converted, deal the rest across shards."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pdf2md import s3 as s3io
+from pdf2md.contracts import (
+    ManifestEntry,
+    RunLayout,
+    S3Uri,
+    effective_array_size,
+    is_pdf_key,
+    is_up_to_date,
+    markdown_rel,
+    relative_key,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a round will do; `manifest_uri` is what the array children read."""
+
+    manifest_uri: str
+    round: int
+    listed: int
+    skipped: int
+    entries: int
+    bytes: int
+    array_size: int
+
+
+def list_pdfs(s3: Any, input_uri: S3Uri) -> Iterator[ManifestEntry]:
+    """Every PDF under the input prefix (paginated), as manifest entries."""
+    for obj in s3io.iter_objects(s3, input_uri):
+        if not is_pdf_key(obj.key):
+            continue
+        yield ManifestEntry(
+            bucket=input_uri.bucket, key=obj.key, rel=relative_key(obj.key, input_uri.prefix),
+            size=obj.size, etag=obj.etag, mtime=obj.mtime,
+        )
+
+
+def output_mtimes(s3: Any, output_uri: S3Uri) -> dict[str, float]:
+    """One listing of the output prefix: Markdown path relative to it → LastModified."""
+    base = output_uri.dir_prefix
+    return {o.key[len(base):]: o.mtime for o in s3io.iter_objects(s3, output_uri) if o.key.endswith(".md")}
+
+
+def pending(entries: Iterable[ManifestEntry], done: dict[str, float]) -> tuple[list[ManifestEntry], int]:
+    """Entries whose Markdown is missing or older than the source; and how many were up to date."""
+    todo: list[ManifestEntry] = []
+    skipped = 0
+    for entry in entries:
+        if is_up_to_date(done.get(markdown_rel(entry.rel)), entry.mtime):
+            skipped += 1
+        else:
+            todo.append(entry)
+    return todo, skipped
+
+
+def deal(entries: list[ManifestEntry], array_size: int) -> list[ManifestEntry]:
+    """Order entries so that child i (index % size == i) gets a fair share of the bytes.
+
+    Largest first, dealt in a snake (0..n-1, then n-1..0): each child takes one PDF per lap, and the
+    child that got the biggest of one lap gets the smallest of the next.
+    """
+    ordered = sorted(entries, key=lambda e: (-e.size, e.key))
+    dealt: list[ManifestEntry] = []
+    for start in range(0, len(ordered), array_size):
+        lap = ordered[start : start + array_size]
+        dealt.extend(lap[::-1] if (start // array_size) % 2 else lap)
+    return dealt
+
+
+def plan_round(
+    s3: Any, layout: RunLayout, input_uri: str, output_uri: str, requested_array_size: int, rnd: int = 0,
+) -> Plan:
+    """List, exclude converted, deal, write the manifest: the whole of round 0's planning."""
+    source, output = S3Uri.parse(input_uri), S3Uri.parse(output_uri)
+    listed = list(list_pdfs(s3, source))
+    todo, skipped = pending(listed, output_mtimes(s3, output))
+    return write_manifest(s3, layout, todo, requested_array_size, rnd, listed=len(listed), skipped=skipped)
+
+
+def write_manifest(
+    s3: Any, layout: RunLayout, todo: list[ManifestEntry], requested_array_size: int, rnd: int,
+    listed: int | None = None, skipped: int = 0,
+) -> Plan:
+    size = effective_array_size(len(todo), requested_array_size)
+    key = layout.manifest_key(rnd)
+    count = s3io.write_jsonl(s3, layout.run.bucket, key, deal(todo, size))
+    log.info("round %d: %d PDF(s) to convert in %d shard(s), %d already converted", rnd, count, size, skipped)
+    return Plan(
+        manifest_uri=layout.uri(key), round=rnd, listed=len(todo) + skipped if listed is None else listed,
+        skipped=skipped, entries=count, bytes=sum(e.size for e in todo), array_size=size,
+    )
