@@ -1,12 +1,21 @@
-"""Per-page routing: the text layer where it is usable, a model backend where it is not."""
+"""Per-page routing: the text layer where it is usable, a model backend where it is not.
+
+A text layer is not usable when it is missing or nearly empty on a page that shows an image (a scan),
+when most of it is invisible (render mode 3: a scanner's OCR layer, often poor), or when many of its
+characters are unmapped glyphs (U+FFFD, private-use or control codes).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_raw
 
 from pdf2md.contracts import DEFAULT_BACKEND, DEFAULT_MAX_PAGES, PageRoute
 from pdf2md.convert import textlayer
@@ -15,6 +24,13 @@ from pdf2md.convert.document import open_pdf
 from pdf2md.convert.errors import ConversionError
 
 log = logging.getLogger(__name__)
+
+MIN_USABLE_CHARS = 20
+"""Fewer letters and digits than this on a page with an image: the page is a picture of text."""
+MAX_INVISIBLE_SHARE = 0.5
+MAX_BAD_SHARE = 0.05
+MIN_ALNUM_SHARE = 0.3
+"""Below this share of letters and digits among the printed characters, the layer is glyph soup."""
 
 
 @dataclass(frozen=True)
@@ -40,8 +56,9 @@ def convert_pdf(path: Path, options: ConvertOptions = ConvertOptions()) -> Conve
     started = time.perf_counter()
     with open_pdf(path, options.passwords, options.max_pages) as doc:
         n_pages = len(doc)
-        layer = textlayer.extract(doc)
-        decisions = [_route(options.backend, layer.pages[i]) for i in range(n_pages)]
+        needs_text = options.backend in ("auto", "text")
+        layer = textlayer.extract(doc) if needs_text else None
+        decisions = [_route(options.backend, doc, i, layer.pages[i].stats if layer else None) for i in range(n_pages)]
         model_pages = [i for i, (route, _) in enumerate(decisions) if route == "model"]
         model_name = _model_backend_name(options.backend) if model_pages else ""
         model_out = _run_model(model_name, doc, model_pages) if model_pages else {}
@@ -53,7 +70,7 @@ def convert_pdf(path: Path, options: ConvertOptions = ConvertOptions()) -> Conve
             chunks.append(out.markdown)
             routes.append(PageRoute(page=i + 1, route=model_name, reason=reason, seconds=round(out.seconds, 4)))
         else:
-            chunks.append(layer.pages[i].markdown)
+            chunks.append(layer.pages[i].markdown if layer else "")
             routes.append(PageRoute(page=i + 1, route="text", reason=reason))
     markdown = textlayer.join_pages(chunks, page_markers=options.page_markers)
     used = sorted({r.route for r in routes})
@@ -66,13 +83,40 @@ def convert_pdf(path: Path, options: ConvertOptions = ConvertOptions()) -> Conve
     )
 
 
-def _route(backend: str, page: textlayer.PageText) -> tuple[str, str]:
+def _route(backend: str, doc: pdfium.PdfDocument, index: int, stats: textlayer.LayerStats | None) -> tuple[str, str]:
+    """('text' or 'model', why) for one page."""
     if backend == "text":
         return "text", "backend=text"
-    if backend in ("ocr", "dolphin"):
+    if backend in ("ocr", "dolphin") or stats is None:
         return "model", f"backend={backend}"
-    usable, reason = page.usable, page.reason
+    usable, reason = judge_text_layer(stats, lambda: _has_image(doc, index))
     return ("text", reason) if usable else ("model", reason)
+
+
+def judge_text_layer(stats: textlayer.LayerStats, has_image: Callable[[], bool]) -> tuple[bool, str]:
+    """Whether a page's text layer is worth using, and why (`has_image` is only asked for near-empty pages)."""
+    if stats.alnum < MIN_USABLE_CHARS:
+        if has_image():
+            return False, f"text layer has {stats.alnum} letters or digits (< {MIN_USABLE_CHARS}) on a page with an image"
+        return True, f"text layer has {stats.alnum} letters or digits and the page has no image"
+    if stats.invisible > MAX_INVISIBLE_SHARE * stats.chars:
+        return False, f"{stats.invisible} of {stats.chars} characters are invisible (render mode 3): an OCR layer"
+    if stats.bad > MAX_BAD_SHARE * stats.chars:
+        return False, f"{stats.bad} of {stats.chars} characters are unmapped glyphs (U+FFFD, private-use, control)"
+    if stats.alnum < MIN_ALNUM_SHARE * stats.chars:
+        return False, f"only {stats.alnum} of {stats.chars} characters are letters or digits: a garbled layer"
+    return True, f"text layer with {stats.alnum} letters or digits"
+
+
+def _has_image(doc: pdfium.PdfDocument, index: int) -> bool:
+    """Whether the page draws any image or form (which may hold one): what a scan looks like."""
+    page = doc[index]
+    try:
+        kinds = {pdfium_raw.FPDFPageObj_GetType(pdfium_raw.FPDFPage_GetObject(page.raw, i))
+                 for i in range(pdfium_raw.FPDFPage_CountObjects(page.raw))}
+    finally:
+        page.close()
+    return bool(kinds & {pdfium_raw.FPDF_PAGEOBJ_IMAGE, pdfium_raw.FPDF_PAGEOBJ_FORM})
 
 
 def _model_backend_name(backend: str) -> str:

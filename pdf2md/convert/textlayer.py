@@ -1,22 +1,46 @@
-"""The born-digital path: a page's own text layer, read with pypdfium2, as Markdown."""
+"""The born-digital path: every page's own text layer, read with pypdfium2, as Markdown.
+
+Pages are laid out one by one (rows, tables, reading order), then the document as a whole decides
+what body text and headings look like and which lines are running headers, footers and page numbers.
+"""
 
 from __future__ import annotations
 
 import re
+import statistics
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 
-MIN_USABLE_CHARS = 20
-_SOFT_HYPHEN_BREAK = re.compile(r"(\w)[\x02\u00ad]\s*\r?\n\s*(\w)")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+from pdf2md.convert.text.layout import Box, Line, Row, build_rows, is_rtl, reading_order
+from pdf2md.convert.text.markdown import DocStyle, render_page
+from pdf2md.convert.text.spans import PageSpans, Span, read_page
+from pdf2md.convert.text.tables import Table, find_tables
+
+MARGIN_ROWS = 2
+"""Rows at the top and at the bottom of a page that may be running headers or footers."""
+RUNNING_SHARE = 0.4
+"""A margin line repeated (digits aside) on at least this share of the pages is a running header/footer."""
+_PAGE_NUMBER = re.compile(r"^(page\s*)?[-–]?\s*(\d{1,4}|[ivxlc]{1,6})\s*[-–]?(\s*(of|/)\s*\d{1,4})?$", re.IGNORECASE)
+_HARMLESS_CONTROLS = frozenset("\r\n\t\x02")
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """What the router needs to judge a page's text layer."""
+
+    chars: int
+    alnum: int
+    invisible: int
+    bad: int
 
 
 @dataclass(frozen=True)
 class PageText:
     markdown: str
-    usable: bool
-    reason: str
+    stats: LayerStats
 
 
 @dataclass(frozen=True)
@@ -24,33 +48,88 @@ class DocumentText:
     pages: list[PageText]
 
 
+@dataclass
+class _PageLayout:
+    items: list[Line | Table]
+    margin: list[Line]
+    stats: LayerStats
+
+
 def extract(doc: pdfium.PdfDocument) -> DocumentText:
-    """Read every page's text layer and judge whether it is worth using."""
-    return DocumentText([_page(doc, i) for i in range(len(doc))])
+    """Read and lay out every page, then render them with the document's own style and margins."""
+    layouts = [_layout(read_page(doc, i)) for i in range(len(doc))]
+    style = DocStyle.from_lines(item for page in layouts for item in page.items if isinstance(item, Line))
+    running = _running_keys(layouts)
+    pages = []
+    for page in layouts:
+        drop = {id(line) for line in page.margin if _margin_key(line) in running or _PAGE_NUMBER.match(line.text)}
+        items = [item for item in page.items if id(item) not in drop] if len(drop) < len(page.items) else page.items
+        pages.append(PageText(render_page(items, style), page.stats))
+    return DocumentText(pages)
 
 
-def _page(doc: pdfium.PdfDocument, index: int) -> PageText:
-    page = doc[index]
-    try:
-        textpage = page.get_textpage()
-        try:
-            raw = textpage.get_text_bounded()
-        finally:
-            textpage.close()
-    finally:
-        page.close()
-    text = _clean(raw)
-    n = sum(ch.isalnum() for ch in text)
-    if n < MIN_USABLE_CHARS:
-        return PageText(text, False, f"text layer has {n} letters or digits (< {MIN_USABLE_CHARS})")
-    return PageText(text, True, f"text layer with {n} letters or digits")
+def _layout(page: PageSpans) -> _PageLayout:
+    """Items in reading order: each text orientation on its own, the most used one first."""
+    visible = [span for span in page.spans if not span.invisible]
+    groups: dict[int, list[Span]] = {}
+    for span in visible or page.spans:  # an invisible layer alone is still the page's only text
+        groups.setdefault(span.orient, []).append(span)
+    items: list[Line | Table] = []
+    margin: list[Line] = []
+    for orient in sorted(groups, key=lambda o: -len(groups[o])):
+        rows = build_rows(groups[orient])
+        items.extend(ordered_items(rows))
+        if orient == 0:
+            margin = _margin_lines(rows)
+    return _PageLayout(items, margin, _stats(page))
 
 
-def _clean(raw: str) -> str:
-    text = _SOFT_HYPHEN_BREAK.sub(r"\1\2", raw)
-    text = _CONTROL.sub("", text.replace("\x02", ""))
-    paragraphs = [" ".join(line.strip() for line in block.splitlines() if line.strip()) for block in re.split(r"\r?\n\s*\r?\n", text)]
-    return "\n\n".join(p for p in paragraphs if p)
+def ordered_items(rows: list[Row]) -> list[Line | Table]:
+    """Tables found among the rows, then tables and the remaining lines in reading order."""
+    tables = find_tables(rows)
+    in_table = {id(line) for table in tables for line in table.lines}
+    lines = [line for row in rows for line in row.lines if id(line) not in in_table]
+    if not lines and not tables:
+        return []
+    unit = statistics.median(line.height for line in lines) if lines else 10.0
+    boxes = [Box(t.x0, t.y0, t.x1, t.y1, t) for t in tables]
+    boxes += [Box(ln.x0, ln.y0, ln.x1, ln.y1, ln) for ln in lines]
+    rtl = is_rtl("".join(line.text for line in lines))
+    return [box.item for box in reading_order(boxes, unit, rtl)]  # type: ignore[misc]
+
+
+def _margin_lines(rows: list[Row]) -> list[Line]:
+    if len(rows) <= 2 * MARGIN_ROWS:
+        return [line for row in rows[:1] + rows[-1:] for line in row.lines] if len(rows) > 2 else []
+    return [line for row in rows[:MARGIN_ROWS] + rows[-MARGIN_ROWS:] for line in row.lines]
+
+
+def _margin_key(line: Line) -> str:
+    """A margin line's text with digits masked, so 'Page 3' and 'Page 4' repeat."""
+    return re.sub(r"\d+", "#", re.sub(r"\s+", "", line.text.lower()))
+
+
+def _running_keys(layouts: list[_PageLayout]) -> set[str]:
+    if len(layouts) < 2:
+        return set()
+    counts = Counter(key for page in layouts for key in {_margin_key(line) for line in page.margin})
+    threshold = max(2, RUNNING_SHARE * len(layouts))
+    return {key for key, n in counts.items() if n >= threshold}
+
+
+def _stats(page: PageSpans) -> LayerStats:
+    text = page.text
+    chars = alnum = bad = 0
+    for ch in text:
+        if ch.isspace():
+            continue
+        chars += 1
+        if ch.isalnum():
+            alnum += 1
+        elif ch == "\ufffd" or (unicodedata.category(ch) in ("Co", "Cc", "Cs") and ch not in _HARMLESS_CONTROLS):
+            bad += 1
+    invisible = sum(len(s.text) for s in page.spans if s.invisible)
+    return LayerStats(chars=chars, alnum=alnum, invisible=invisible, bad=bad)
 
 
 def join_pages(chunks: list[str], page_markers: bool = False) -> str:

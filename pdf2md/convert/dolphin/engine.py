@@ -53,6 +53,7 @@ class DolphinModel:
             model_dir, local_files_only=True, dtype=self.dtype, attn_implementation=ATTENTION
         )
         self.model = model.to(self.device).eval()
+        self._banned = [[self.tokenizer.unk_token_id], self.tokenizer.convert_tokens_to_ids([ANSWER_TOKEN])]
         positions = getattr(self.model.config.decoder, "max_position_embeddings", MAX_LENGTH)
         self.max_length = min(MAX_LENGTH, positions)
         log.info("Dolphin loaded from %s on %s (%s)", model_dir, self.device, self.dtype)
@@ -76,7 +77,7 @@ class DolphinModel:
             use_cache=True,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.tokenizer.eos_token_id,
-            bad_words_ids=[[self.tokenizer.unk_token_id]],
+            bad_words_ids=self._banned,
             stopping_criteria=[RepetitionStop(prompt_ids.shape[1])],
         )
         return [self._answer(text) for text in self.tokenizer.batch_decode(out, skip_special_tokens=False)]
@@ -107,3 +108,15 @@ def is_oom(exc: BaseException) -> bool:
 def release_cached_memory() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def reset_peak_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory_mb() -> float | None:
+    """Peak GPU memory allocated since the last reset, or None on a CPU."""
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)

@@ -118,8 +118,12 @@ def _list_item(text: str) -> str:
     return "- " + _BULLET.sub("", flowed)
 
 
+_MARKUP_START = re.compile(r"^(#|[-*+](?=\s))")
+
+
 def _paragraph(text: str) -> str:
-    return _flow(text)
+    """Running text; a leading '#' or bullet is escaped so a footnote does not turn into a heading or list."""
+    return _MARKUP_START.sub(r"\\\1", _flow(text))
 
 
 def _table(text: str) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pdf2md import s3 as s3io
 from pdf2md.contracts import ENV_MODEL_DIR, ENV_MODEL_URI, S3Uri, safe_rel
 from pdf2md.convert.backends import BackendUnavailable
 
@@ -72,7 +73,7 @@ def sync_model(uri: str, model_dir: Path, s3_client: Any = None) -> int:
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return _download_missing(s3_client or _s3_client(), source, model_dir)
+            return _download_missing(s3_client or s3io.client(), source, model_dir)
         except BackendUnavailable:
             raise
         except Exception as exc:
@@ -80,29 +81,20 @@ def sync_model(uri: str, model_dir: Path, s3_client: Any = None) -> int:
 
 
 def _download_missing(s3: Any, source: S3Uri, model_dir: Path) -> int:
+    folder = S3Uri(source.bucket, source.dir_prefix)
+    objects = [o for o in s3io.iter_objects(s3, folder) if not o.key.endswith("/")]
+    if not objects:
+        raise BackendUnavailable(f"no Dolphin model under {folder}")
     downloaded = 0
-    prefix = source.dir_prefix
-    found = False
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=source.bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            if obj["Key"].endswith("/"):
-                continue
-            found = True
-            target = model_dir / safe_rel(obj["Key"][len(prefix):])
-            if target.is_file() and target.stat().st_size == obj["Size"]:
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            s3.download_file(source.bucket, obj["Key"], str(partial))
-            os.replace(partial, target)
-            downloaded += 1
-    if not found:
-        raise BackendUnavailable(f"no Dolphin model under {source}")
-    log.info("Dolphin model synced from %s: %d file(s) downloaded", source, downloaded)
+    for obj in objects:
+        target = model_dir / safe_rel(obj.key[len(folder.prefix):])
+        if target.is_file() and target.stat().st_size == obj.size:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        s3io.download(s3, source.bucket, obj.key, partial)
+        os.replace(partial, target)
+        downloaded += 1
+    log.info("Dolphin model synced from %s: %d of %d file(s) downloaded", folder, downloaded, len(objects))
     return downloaded
 
-
-def _s3_client() -> Any:
-    import boto3
-
-    return boto3.client("s3")

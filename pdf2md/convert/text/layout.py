@@ -107,7 +107,8 @@ def _line_text(spans: list[Span], height: float) -> str:
     """Join spans left to right, or right to left (with left-to-right runs kept) for RTL lines."""
     words: list[list[Span]] = [[spans[0]]]
     for prev, span in zip(spans, spans[1:]):
-        if span.x0 - prev.x1 > WORD_GAP * height:
+        gap = span.x0 - prev.x1
+        if gap > WORD_GAP * height or (span.spaced and gap > -WORD_GAP * height):
             words.append([span])
         else:
             words[-1].append(span)
@@ -158,17 +159,33 @@ class Box:
     item: object
 
 
-def reading_order(boxes: list[Box], unit: float) -> list[Box]:
-    """Recursive XY-cut: columns (full-height gutters) before bands, bands top to bottom."""
+def reading_order(boxes: list[Box], unit: float, rtl: bool = False) -> list[Box]:
+    """Recursive XY-cut: columns (full-height gutters) first, else sections top to bottom.
+
+    A section is a run of horizontal bands that share a gutter, so two columns are not read
+    line by line in turns wherever both happen to have a gap at the same height. Right-to-left
+    pages read their columns from the right.
+    """
     if len(boxes) <= 1:
         return boxes
     columns = _split_columns(boxes, unit)
     if len(columns) > 1:
-        return [b for column in columns for b in reading_order(column, unit)]
-    bands = _split_bands(boxes)
-    if len(bands) > 1:
-        return [b for band in bands for b in reading_order(band, unit)]
-    return sorted(boxes, key=lambda b: (-b.y1, b.x0))
+        return [b for column in (columns[::-1] if rtl else columns) for b in reading_order(column, unit, rtl)]
+    sections = _sections(_split_bands(boxes), unit)
+    if len(sections) > 1:
+        return [b for section in sections for b in reading_order(section, unit, rtl)]
+    return sorted(boxes, key=lambda b: (-b.y1, -b.x1 if rtl else b.x0))
+
+
+def _sections(bands: list[list[Box]], unit: float) -> list[list[Box]]:
+    """Consecutive bands merged while together they still split into columns."""
+    sections: list[list[Box]] = []
+    for band in bands:
+        if sections and len(_split_columns(sections[-1] + band, unit)) > 1:
+            sections[-1] = sections[-1] + band
+        else:
+            sections.append(list(band))
+    return sections
 
 
 def _split_bands(boxes: list[Box]) -> list[list[Box]]:

@@ -36,6 +36,7 @@ class Span:
     mono: bool
     invisible: bool
     orient: int  # quarter turns of the text as pdfium measures them (clockwise)
+    spaced: bool = False  # a space of the PDF's own (not one pdfium generated) comes before it
 
     @property
     def height(self) -> float:
@@ -87,25 +88,67 @@ def _page_text(textpage: raw.FPDF_TEXTPAGE) -> str:
     text = bytes(buffer)[: 2 * n].decode("utf-16-le", errors="replace")
     if len(text) == n and not any(0xD800 <= u <= 0xDFFF for u in buffer[:n]):
         return text
-    return "".join(chr(raw.FPDFText_GetUnicode(textpage, i) or 0xFFFD) for i in range(n))
+    return "".join(map(_safe_chr, (raw.FPDFText_GetUnicode(textpage, i) for i in range(n))))
+
+
+def _safe_chr(code: int) -> str:
+    """A character, with lone surrogates and unknown codes (0) as U+FFFD."""
+    return "\ufffd" if code == 0 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF else chr(code)
 
 
 def _spans(textpage: raw.FPDF_TEXTPAGE, text: str) -> list[Span]:
     rect = raw.FS_RECTF()
-    rect_ref = ctypes.byref(rect)
     fonts: dict[int, FontFacts] = {}
     spans: list[Span] = []
     for match in _WORD.finditer(text):
         first, last = match.start(), match.end() - 1
-        raw.FPDFText_GetLooseCharBox(textpage, first, rect_ref)
-        ax0, ax1, ay0, ay1 = rect.left, rect.right, rect.bottom, rect.top
-        raw.FPDFText_GetLooseCharBox(textpage, last, rect_ref)
-        bx0, bx1, by0, by1 = rect.left, rect.right, rect.bottom, rect.top
-        font = _font_facts(textpage, first, fonts)
-        x0, y0, x1, y1 = _to_frame(min(ax0, bx0), min(ay0, by0, ay1, by1), max(ax1, bx1), max(ay0, ay1, by0, by1), font.orient)
-        size = font.size if font.size >= MIN_FONT_SIZE else y1 - y0  # text scaled by its matrix reports size 1
-        spans.append(Span(match.group(), x0, y0, x1, y1, size, font.bold, font.mono, font.invisible, font.orient))
+        a = _char_box(textpage, first, rect)
+        b = _char_box(textpage, last, rect)
+        if _continuous(a, b, last - first + 1):
+            pieces = [_span(textpage, match.group(), first, a, b, fonts)]
+        else:
+            pieces = _split_span(textpage, match.group(), first, rect, fonts)
+        pieces[0].spaced = first > 0 and text[first - 1] == " " and not raw.FPDFText_IsGenerated(textpage, first - 1)
+        spans.extend(pieces)
     return spans
+
+
+def _char_box(textpage: raw.FPDF_TEXTPAGE, index: int, rect: raw.FS_RECTF) -> tuple[float, float, float, float]:
+    raw.FPDFText_GetLooseCharBox(textpage, index, ctypes.byref(rect))
+    return rect.left, min(rect.bottom, rect.top), rect.right, max(rect.bottom, rect.top)
+
+
+def _continuous(a: tuple[float, float, float, float], b: tuple[float, float, float, float], n: int) -> bool:
+    """Whether a span's first and last characters could belong to one word: same line, plausible width."""
+    height = max(a[3] - a[1], b[3] - b[1], 0.1)
+    width = max(a[2], b[2]) - min(a[0], b[0])
+    same_line = abs(a[1] - b[1]) < 0.5 * height or abs(a[0] - b[0]) < 0.5 * height  # horizontal or vertical text
+    return same_line and width <= (n + 1) * 1.2 * height
+
+
+def _split_span(textpage: raw.FPDF_TEXTPAGE, word: str, start: int, rect: raw.FS_RECTF,
+                fonts: dict[int, FontFacts]) -> list[Span]:
+    """A run pdfium joined though its characters lie apart (streams out of order): measure each one."""
+    boxes = [_char_box(textpage, start + i, rect) for i in range(len(word))]
+    pieces: list[Span] = []
+    begin = 0
+    for i in range(1, len(word) + 1):
+        if i == len(word) or not _continuous(boxes[i - 1], boxes[i], 2):
+            pieces.append(_span(textpage, word[begin:i], start + begin, _union(boxes[begin:i]), boxes[i - 1], fonts))
+            begin = i
+    return pieces
+
+
+def _union(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
+    return min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)
+
+
+def _span(textpage: raw.FPDF_TEXTPAGE, text: str, first: int, a: tuple[float, float, float, float],
+          b: tuple[float, float, float, float], fonts: dict[int, FontFacts]) -> Span:
+    font = _font_facts(textpage, first, fonts)
+    x0, y0, x1, y1 = _to_frame(min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]), font.orient)
+    size = font.size if font.size >= MIN_FONT_SIZE else y1 - y0  # text scaled by its matrix reports size 1
+    return Span(text, x0, y0, x1, y1, size, font.bold, font.mono, font.invisible, font.orient)
 
 
 def _quarter_turns(angle: float) -> int:

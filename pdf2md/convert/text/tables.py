@@ -12,8 +12,10 @@ MAX_ROW_GAP = 2.5
 """Rows further apart than this many line heights do not belong to the same table."""
 MIN_FILLED_ROWS = 0.6
 """Share of a table's rows that must have at least two cells."""
-PROSE_CHARS = 30
-"""Two 'columns' whose fragments average more characters than this are text columns, not a table."""
+PROSE_LINE_WORDS = 8
+"""A fragment with this many words is a line of running text; it ends any table run."""
+PROSE_WORDS = 4.5
+"""Two or more 'columns' whose fragments average this many words are columns of text, not a table."""
 
 
 @dataclass(slots=True)
@@ -42,10 +44,14 @@ class Table:
         out = ["<table>"]
         for r, (cells, spans) in enumerate(zip(self.cells, self.spans)):
             tag = "th" if r == 0 else "td"
-            tds = "".join(f"<{tag}{f' colspan=\"{n}\"' if n > 1 else ''}>{html.escape(c)}</{tag}>" for c, n in zip(cells, spans))
+            tds = "".join(f"<{tag}{_colspan(n)}>{html.escape(c)}</{tag}>" for c, n in zip(cells, spans))
             out.append(f"<tr>{tds}</tr>")
         out.append("</table>")
         return "\n".join(out)
+
+
+def _colspan(n: int) -> str:
+    return f' colspan="{n}"' if n > 1 else ""
 
 
 def _pipe_cell(text: str) -> str:
@@ -57,14 +63,14 @@ def find_tables(rows: list[Row]) -> list[Table]:
     tables: list[Table] = []
     run: list[Row] = []
     for row in rows:
-        if run and _far_below(run[-1], row):
+        prose = any(line.text.count(" ") + 1 >= PROSE_LINE_WORDS for line in row.lines)
+        several = len(row.lines) >= 2 and not prose
+        wrapped_cell = len(row.lines) == 1 and not prose and bool(run) and len(run[-1].lines) >= 2
+        if run and (not (several or wrapped_cell) or _far_below(run[-1], row)):
             tables.extend(_table_from_run(run))
             run = []
-        if len(row.lines) >= 2 or (run and len(row.lines) == 1):
+        if several or (wrapped_cell and run):
             run.append(row)
-        else:
-            tables.extend(_table_from_run(run))
-            run = []
     tables.extend(_table_from_run(run))
     return tables
 
@@ -82,8 +88,8 @@ def _table_from_run(run: list[Row]) -> list[Table]:
     slots = _column_slots(run)
     if len(slots) < 2 or _looks_like_prose(run, slots):
         return []
-    placed = [_place(row, slots) for row in run]
-    if sum(len(cells) >= 2 for cells, _ in placed) < MIN_FILLED_ROWS * len(run):
+    placed = _place_rows(run, slots)
+    if sum(sum(bool(c) for c in cells) >= 2 for cells, _ in placed) < MIN_FILLED_ROWS * len(placed):
         return []
     lines = [line for row in run for line in row.lines]
     return [Table(
@@ -111,8 +117,28 @@ def _column_slots(run: list[Row]) -> list[tuple[float, float]]:
 
 
 def _looks_like_prose(run: list[Row], slots: list[tuple[float, float]]) -> bool:
-    lines = [line for row in run for line in row.lines]
-    return len(slots) == 2 and sum(len(line.text) for line in lines) / len(lines) > PROSE_CHARS
+    words: list[list[int]] = [[] for _ in slots]
+    for row in run:
+        for line in row.lines:
+            slot = max(range(len(slots)), key=lambda i: min(slots[i][1], line.x1) - max(slots[i][0], line.x0))
+            words[slot].append(line.text.count(" ") + 1)
+    wordy = sum(1 for counts in words if counts and sum(counts) / len(counts) >= PROSE_WORDS)
+    return wordy >= 2
+
+
+def _place_rows(run: list[Row], slots: list[tuple[float, float]]) -> list[tuple[list[str], list[int]]]:
+    """Rows as cells; a lone fragment under a filled row continues that row's cell (wrapped text)."""
+    placed: list[tuple[list[str], list[int]]] = []
+    for row in run:
+        cells, spans = _place(row, slots)
+        lone = [i for i, c in enumerate(cells) if c]
+        if placed and len(lone) == 1 and len(row.lines) == 1:
+            above = placed[-1][0]
+            if lone[0] < len(above) and above[lone[0]]:
+                above[lone[0]] += " " + cells[lone[0]]
+                continue
+        placed.append((cells, spans))
+    return placed
 
 
 def _place(row: Row, slots: list[tuple[float, float]]) -> tuple[list[str], list[int]]:

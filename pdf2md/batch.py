@@ -1,0 +1,86 @@
+"""Every AWS Batch call the project makes outside the provider's operator: children, spend, stop."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from pdf2md.s3 import RETRY_CONFIG
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("SUCCEEDED", "FAILED")
+ACTIVE = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+_DESCRIBE_CHUNK = 100
+
+
+def client() -> Any:
+    return boto3.client("batch", config=RETRY_CONFIG)
+
+
+def describe(batch: Any, job_ids: list[str]) -> Iterator[dict[str, Any]]:
+    """describe_jobs in chunks of 100 (the API's limit)."""
+    for start in range(0, len(job_ids), _DESCRIBE_CHUNK):
+        yield from batch.describe_jobs(jobs=job_ids[start : start + _DESCRIBE_CHUNK])["jobs"]
+
+
+def children(batch: Any, parent_id: str) -> list[dict[str, Any]]:
+    """Every child of an array job, described (attempts included)."""
+    parent = next(describe(batch, [parent_id]), None)
+    if parent is None:
+        raise LookupError(f"no Batch job {parent_id}")
+    size = int(parent.get("arrayProperties", {}).get("size") or 0)
+    ids = [f"{parent_id}:{i}" for i in range(size)] if size else [parent_id]
+    return list(describe(batch, ids))
+
+
+def attempt_seconds(job: dict[str, Any], now_ms: int | None = None) -> float:
+    """Instance time a job used: its finished attempts plus the one running now."""
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    total_ms = 0
+    for attempt in job.get("attempts") or ():
+        start, stop = attempt.get("startedAt"), attempt.get("stoppedAt")
+        if start and stop and stop >= start:
+            total_ms += stop - start
+    if job.get("status") == "RUNNING" and job.get("startedAt"):
+        total_ms += max(0, now_ms - job["startedAt"])
+    return total_ms / 1000
+
+
+@dataclass(frozen=True)
+class JobUsage:
+    status: str
+    children: int
+    failed: int
+    succeeded: int
+    seconds: float
+
+
+def usage(batch: Any, parent_id: str) -> JobUsage:
+    """The parent's status and the instance seconds its children have used so far."""
+    kids = children(batch, parent_id)
+    parent_status = next(describe(batch, [parent_id]))["status"]
+    return JobUsage(
+        status=parent_status,
+        children=len(kids),
+        failed=sum(k["status"] == "FAILED" for k in kids),
+        succeeded=sum(k["status"] == "SUCCEEDED" for k in kids),
+        seconds=sum(attempt_seconds(k) for k in kids),
+    )
+
+
+def terminate(batch: Any, job_ids: list[str], reason: str) -> list[str]:
+    """Terminate the jobs still active (an array parent takes its children with it)."""
+    stopped = []
+    for job in describe(batch, job_ids):
+        if job["status"] in ACTIVE:
+            batch.terminate_job(jobId=job["jobId"], reason=reason)
+            stopped.append(job["jobId"])
+    if stopped:
+        log.warning("terminated %d Batch job(s): %s", len(stopped), reason)
+    return stopped
