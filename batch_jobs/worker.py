@@ -26,6 +26,7 @@ from pdf2md.contracts import (
     FailureRecord,
     JobSettings,
     ManifestEntry,
+    failure_marker_key,
     OutputMeta,
     RunLayout,
     S3Uri,
@@ -59,26 +60,26 @@ class ShardState:
     skipped: int = 0
     pages: int = 0
 
-    def fail(self, entry: ManifestEntry, error_class: str, message: str) -> None:
+    def fail(self, entry: ManifestEntry, error_class: str, message: str) -> FailureRecord:
         s = self.settings
         log.warning("%s: %s: %s", entry.key, error_class, message)
-        self.failures.append(
-            FailureRecord(
-                key=entry.key,
-                rel=entry.rel,
-                bucket=entry.bucket,
-                etag=entry.etag,
-                size=entry.size,
-                mtime=entry.mtime,
-                error_class=error_class,
-                message=message.splitlines()[0][:500] if message else error_class,
-                retryable=is_retryable(error_class),
-                attempt=entry.attempt,
-                shard=s.array_index,
-                round=s.round,
-                run_id=s.run_id,
-            )
+        record = FailureRecord(
+            key=entry.key,
+            rel=entry.rel,
+            bucket=entry.bucket,
+            etag=entry.etag,
+            size=entry.size,
+            mtime=entry.mtime,
+            error_class=error_class,
+            message=message.splitlines()[0][:500] if message else error_class,
+            retryable=is_retryable(error_class),
+            attempt=entry.attempt,
+            shard=s.array_index,
+            round=s.round,
+            run_id=s.run_id,
         )
+        self.failures.append(record)
+        return record
 
     def progress(self, state: str) -> ShardProgress:
         s = self.settings
@@ -200,7 +201,9 @@ def _process(
         s3io.download(s3, entry.bucket, entry.key, local)
         conversion = converter.convert(local, cancel=stop)
     except ConversionError as exc:
-        state.fail(entry, exc.error_class, exc.message)
+        record = state.fail(entry, exc.error_class, exc.message)
+        if not record.retryable:
+            _mark_failed(s3, settings, state, record)
         return
     except (ClientError, BotoCoreError) as exc:
         state.fail(entry, "s3-error", f"reading the PDF: {exc}")
@@ -208,6 +211,15 @@ def _process(
     finally:
         local.unlink(missing_ok=True)
     _publish(s3, settings, state, entry, existing, conversion)
+
+
+def _mark_failed(s3: Any, settings: JobSettings, state: ShardState, record: FailureRecord) -> None:
+    """A permanent failure leaves a marker beside the outputs, so later plans skip this version."""
+    output = S3Uri.parse(settings.output_uri)
+    try:
+        s3io.put_json(s3, output.bucket, failure_marker_key(output, record.rel), record)
+    except (ClientError, BotoCoreError) as exc:
+        log.warning("%s: failure marker not written: %s", record.key, exc)
 
 
 def _publish(s3: Any, settings: JobSettings, state: ShardState, entry: ManifestEntry,

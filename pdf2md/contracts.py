@@ -321,6 +321,7 @@ class RunReport(Record):
     planned: int = 0
     converted: int = 0
     skipped: int = 0
+    known_failures: int = 0
     failed: int = 0
     failed_by_class: dict[str, int] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -428,6 +429,14 @@ def markdown_rel(rel: str) -> str:
 
 def output_key(output: S3Uri, rel: str) -> str:
     return output.dir_prefix + markdown_rel(safe_rel(rel))
+
+
+FAILED_DIR = "_pdf2md/failed/"
+
+
+def failure_marker_key(output: S3Uri, rel: str) -> str:
+    """<output>/_pdf2md/failed/<rel>.json: a permanent failure, so the next plan skips the PDF too."""
+    return f"{output.dir_prefix}{FAILED_DIR}{markdown_rel(safe_rel(rel))[:-3]}.json"
 
 
 def is_up_to_date(output_mtime: float | None, source_mtime: float) -> bool:

@@ -63,6 +63,8 @@ class IsolatedConverter:
             if not self._proc.is_alive():
                 code = self._proc.exitcode
                 self._kill()
+                if cancel():
+                    raise ConversionError("interrupted", "the shard was stopped while this PDF was converting")
                 raise _crash_error(code)
             if time.monotonic() > deadline:
                 self._kill()
@@ -120,8 +122,9 @@ def _rss_bytes(pid: int) -> int:
 
 
 def _child_main(conn: Connection, options: ConvertOptions, memory_mb: int) -> None:
+    # Spot reclaim signals the whole process group: the parent decides what happens to this PDF.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if options.backend != "dolphin":
         _limit_address_space(memory_mb)
     while True:

@@ -116,12 +116,17 @@ class LocalExecutor:
         return proc.wait(), reason
 
     def _stop(self, proc: subprocess.Popen[bytes]) -> None:
-        """What ECS does to a stopped task: SIGTERM, then SIGKILL after the stop timeout."""
-        os.killpg(proc.pid, signal.SIGTERM)
+        """What ECS does to a stopped task: SIGTERM to the container's main process, then SIGKILL to
+        everything in it after the stop timeout."""
+        proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(self.stop_timeout_s)
         except subprocess.TimeoutExpired:
+            pass
+        try:
             os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def _stopping(self, job: Any) -> bool:
         parent = self._parent(job)

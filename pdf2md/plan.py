@@ -9,6 +9,7 @@ from typing import Any
 
 from pdf2md import s3 as s3io
 from pdf2md.contracts import (
+    FAILED_DIR,
     ManifestEntry,
     RunLayout,
     S3Uri,
@@ -30,9 +31,18 @@ class Plan:
     round: int
     listed: int
     skipped: int
+    known_failures: int
     entries: int
     bytes: int
     array_size: int
+
+
+@dataclass(frozen=True)
+class OutputIndex:
+    """One listing of the output prefix: Markdown and permanent-failure markers, by relative path."""
+
+    markdown: dict[str, float]
+    failed: dict[str, float]
 
 
 def list_pdfs(s3: Any, input_uri: S3Uri) -> Iterator[ManifestEntry]:
@@ -46,22 +56,32 @@ def list_pdfs(s3: Any, input_uri: S3Uri) -> Iterator[ManifestEntry]:
         )
 
 
-def output_mtimes(s3: Any, output_uri: S3Uri) -> dict[str, float]:
-    """One listing of the output prefix: Markdown path relative to it → LastModified."""
+def output_index(s3: Any, output_uri: S3Uri) -> OutputIndex:
+    """One listing of the output prefix: relative Markdown path → LastModified, and the failure markers."""
     base = output_uri.dir_prefix
-    return {o.key[len(base):]: o.mtime for o in s3io.iter_objects(s3, output_uri) if o.key.endswith(".md")}
+    failed_base = base + FAILED_DIR
+    index = OutputIndex({}, {})
+    for obj in s3io.iter_objects(s3, output_uri):
+        if obj.key.startswith(failed_base) and obj.key.endswith(".json"):
+            index.failed[obj.key[len(failed_base):-5] + ".md"] = obj.mtime
+        elif obj.key.endswith(".md"):
+            index.markdown[obj.key[len(base):]] = obj.mtime
+    return index
 
 
-def pending(entries: Iterable[ManifestEntry], done: dict[str, float]) -> tuple[list[ManifestEntry], int]:
-    """Entries whose Markdown is missing or older than the source; and how many were up to date."""
+def pending(entries: Iterable[ManifestEntry], index: OutputIndex, retry_failed: bool = False) -> tuple[list[ManifestEntry], int, int]:
+    """Entries to convert; how many are up to date; how many failed for good on this very version."""
     todo: list[ManifestEntry] = []
-    skipped = 0
+    skipped = known_failures = 0
     for entry in entries:
-        if is_up_to_date(done.get(markdown_rel(entry.rel)), entry.mtime):
+        md = markdown_rel(entry.rel)
+        if is_up_to_date(index.markdown.get(md), entry.mtime):
             skipped += 1
+        elif not retry_failed and is_up_to_date(index.failed.get(md), entry.mtime):
+            known_failures += 1
         else:
             todo.append(entry)
-    return todo, skipped
+    return todo, skipped, known_failures
 
 
 def deal(entries: list[ManifestEntry], array_size: int) -> list[ManifestEntry]:
@@ -79,24 +99,26 @@ def deal(entries: list[ManifestEntry], array_size: int) -> list[ManifestEntry]:
 
 
 def plan_round(
-    s3: Any, layout: RunLayout, input_uri: str, output_uri: str, requested_array_size: int, rnd: int = 0,
+    s3: Any, layout: RunLayout, input_uri: str, output_uri: str, requested_array_size: int, retry_failed: bool = False,
 ) -> Plan:
-    """List, exclude converted, deal, write the manifest: the whole of round 0's planning."""
+    """List, exclude converted and known failures, deal, write the manifest: round 0's planning."""
     source, output = S3Uri.parse(input_uri), S3Uri.parse(output_uri)
     listed = list(list_pdfs(s3, source))
-    todo, skipped = pending(listed, output_mtimes(s3, output))
-    return write_manifest(s3, layout, todo, requested_array_size, rnd, listed=len(listed), skipped=skipped)
+    todo, skipped, known = pending(listed, output_index(s3, output), retry_failed)
+    if known:
+        log.info("%d PDF(s) skipped: they failed for good before and have not changed (retry_failed re-tries them)", known)
+    return write_manifest(s3, layout, todo, requested_array_size, 0, listed=len(listed), skipped=skipped, known_failures=known)
 
 
 def write_manifest(
     s3: Any, layout: RunLayout, todo: list[ManifestEntry], requested_array_size: int, rnd: int,
-    listed: int | None = None, skipped: int = 0,
+    listed: int | None = None, skipped: int = 0, known_failures: int = 0,
 ) -> Plan:
     size = effective_array_size(len(todo), requested_array_size)
     key = layout.manifest_key(rnd)
     count = s3io.write_jsonl(s3, layout.run.bucket, key, deal(todo, size))
     log.info("round %d: %d PDF(s) to convert in %d shard(s), %d already converted", rnd, count, size, skipped)
     return Plan(
-        manifest_uri=layout.uri(key), round=rnd, listed=len(todo) + skipped if listed is None else listed,
-        skipped=skipped, entries=count, bytes=sum(e.size for e in todo), array_size=size,
+        manifest_uri=layout.uri(key), round=rnd, listed=len(todo) + skipped + known_failures if listed is None else listed,
+        skipped=skipped, known_failures=known_failures, entries=count, bytes=sum(e.size for e in todo), array_size=size,
     )

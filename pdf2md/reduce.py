@@ -19,7 +19,7 @@ from pdf2md.contracts import (
     is_up_to_date,
     markdown_rel,
 )
-from pdf2md.plan import Plan, output_mtimes, write_manifest
+from pdf2md.plan import Plan, output_index, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def reduce_round(s3: Any, layout: RunLayout, rnd: int, output_uri: str, array_si
     """Split the round's manifest into converted, permanently failed and retryable; write the rerun manifest."""
     bucket = layout.run.bucket
     entries = list(s3io.read_jsonl(s3, bucket, layout.manifest_key(rnd), ManifestEntry))
-    done = output_mtimes(s3, S3Uri.parse(output_uri))
+    done = output_index(s3, S3Uri.parse(output_uri)).markdown
     results = {m.source_uri: m for m in _all_records(s3, bucket, layout.results_prefix(rnd), OutputMeta)}
     failures = _latest_failures(s3, bucket, layout.failures_prefix(rnd))
     summary = RoundSummary(round=rnd, planned=len(entries))

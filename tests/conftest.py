@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +16,13 @@ import boto3
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Airflow reads its configuration when first imported: point it at a private home before that.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="pdf2md-airflow-")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SAMPLES = Path(__file__).parent / "data" / "pdfs"
 SHARED = REPO.parent / "shared"
 GOOD_SAMPLES = ("crazyones.pdf", "code_and_formula.pdf", "table_mislabeled_as_picture.pdf", "FC60_Times.pdf", "PDFBOX-2984-rotations.pdf")
@@ -25,8 +36,10 @@ def aws_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     log_dir = tmp_path_factory.mktemp("batch-logs")
     with local_aws(slots=3, log_dir=log_dir, stop_timeout_s=30) as endpoint:
-        saved = {k: os.environ.get(k) for k in aws_env(endpoint)}
-        os.environ.update(aws_env(endpoint))
+        env = {**aws_env(endpoint), "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+            {"conn_type": "aws", "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}})}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         provision(endpoint, buckets=())
         try:
             yield endpoint
@@ -65,3 +78,9 @@ def shared_corpus() -> Path:
     if not (SHARED / "corpus").is_dir():
         pytest.skip(f"../shared/corpus is absent (looked in {SHARED}): corpus tests need it")
     return SHARED / "corpus"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """`airflow db migrate` once per session, into the private AIRFLOW_HOME (SQLite)."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, timeout=300)

@@ -68,7 +68,7 @@ def _wait_until_converting(s3: Any, bucket: str, layout: RunLayout) -> None:
 
 
 def _outputs(s3: Any, bucket: str) -> list[str]:
-    return sorted(o.key for o in s3io.iter_objects(s3, S3Uri(bucket, "out/")))
+    return sorted(o.key for o in s3io.iter_objects(s3, S3Uri(bucket, "out/")) if o.key.endswith(".md"))
 
 
 def _records(s3: Any, bucket: str, prefix: str, cls: type) -> list[Any]:

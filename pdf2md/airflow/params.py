@@ -57,6 +57,8 @@ def run_params() -> dict[str, Param]:
                             description="The run halts (jobs terminated, run failed) when its estimate or its spend passes this."),
         "max_rerun_rounds": Param(2, type="integer", minimum=0, maximum=MAX_RERUN_ROUNDS, title="Rerun rounds",
                                   description="How many times retryable failures (interrupted, S3 errors) are rerun, each as its own array job."),
+        "retry_failed": Param(False, type="boolean", title="Retry known failures",
+                              description="Also retry PDFs that failed for good in earlier runs (e.g. after adding a password)."),
         "dry_run": Param(False, type="boolean", title="Dry run",
                          description="Plan and estimate only: write the manifest and the report, submit nothing."),
         "seconds_per_page": Param(1.0, type="number", exclusiveMinimum=0, title="Seconds per page",
@@ -97,6 +99,7 @@ class RunConfig:
     job_definition: str
     budget_usd: float
     max_rerun_rounds: int
+    retry_failed: bool
     dry_run: bool
     seconds_per_page: float
     pages_in_parallel: int

@@ -21,7 +21,8 @@ from pdf2md import s3 as s3io
 from pdf2md.airflow.budget_sensor import OVER_BUDGET, BatchBudgetSensor
 from pdf2md.airflow.params import MAX_RERUN_ROUNDS, RunConfig
 from pdf2md.budget import Price, estimate, estimate_pages, spend, spot_price
-from pdf2md.contracts import JobSettings, ManifestEntry, RunLayout, RunReport, S3Uri, safe_run_id
+from pdf2md.contracts import JobSettings, RunLayout, RunReport, S3Uri, safe_run_id
+from pdf2md.events import entries_from_messages
 from pdf2md.plan import Plan, plan_round, write_manifest
 from pdf2md.reduce import RoundSummary, failures_of_run, reduce_round, summary_key
 from pdf2md.s3 import RETRY_CONFIG
@@ -66,23 +67,47 @@ def halt(run: dict[str, Any], status: str, message: str) -> None:
     raise AirflowFailException(message)
 
 
+def _config(context: Any) -> RunConfig:
+    try:
+        return RunConfig.from_params(context["run_id"], dict(context["params"]))
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
 @task
 def plan() -> dict[str, Any]:
     """Validate the run's settings, list the input, write round 0's manifest."""
-    context = get_current_context()
-    try:
-        config = RunConfig.from_params(context["run_id"], dict(context["params"]))
-    except ValueError as exc:
-        raise AirflowFailException(str(exc)) from None
+    config = _config(get_current_context())
     run = config.to_dict()
-    s3 = aws(config.aws_conn_id, "s3")
     started = time.time()
-    result = plan_round(s3, layout_of(run), config.input_uri, config.output_uri, config.array_size)
+    result = plan_round(aws(config.aws_conn_id, "s3"), layout_of(run), config.input_uri, config.output_uri,
+                        config.array_size, retry_failed=config.retry_failed)
+    return _with_plan(run, result, started)
+
+
+@task
+def collect_events() -> dict[str, Any]:
+    """The new PDFs named by the S3 notifications that triggered this run, as round 0's manifest.
+
+    Messages come from the SQS asset watcher, or from the `sqs_messages` Param (replaying a DLQ).
+    """
+    context = get_current_context()
+    config = _config(context)
+    run = config.to_dict()
+    messages = list(context["params"].get("sqs_messages") or [])
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for event in events:
+            messages.extend((event.extra or {}).get("payload", {}).get("message_batch", []))
+    started = time.time()
+    entries = entries_from_messages(messages, S3Uri.parse(config.input_uri))
+    log.info("%d message(s) → %d new PDF(s)", len(messages), len(entries))
+    result = write_manifest(aws(config.aws_conn_id, "s3"), layout_of(run), entries, config.array_size, 0)
     return _with_plan(run, result, started)
 
 
 def _with_plan(run: dict[str, Any], result: Plan, started: float) -> dict[str, Any]:
     return {**run, "started_at": started, "listed": result.listed, "skipped": result.skipped,
+            "known_failures": result.known_failures,
             "planned": result.entries, "bytes": result.bytes, "manifest_uri": result.manifest_uri,
             "planned_array_size": result.array_size}
 
@@ -187,7 +212,8 @@ def build_report(run: dict[str, Any], summaries: list[RoundSummary], instance_se
     return RunReport(
         run_id=run["run_id"], input_uri=run["input_uri"], output_uri=run["output_uri"], status=status,
         listed=run["listed"], planned=run["planned"], converted=sum(s.converted for s in summaries),
-        skipped=run["skipped"] + sum(s.skipped for s in summaries), failed=sum(by_class.values()),
+        skipped=run["skipped"] + sum(s.skipped for s in summaries), known_failures=run["known_failures"],
+        failed=sum(by_class.values()),
         failed_by_class=by_class, failures=[f.to_dict() for f in failures], pages=pages, rounds=len(summaries),
         gpu_hours=round(hours, 6), price_per_hour_usd=price_per_hour, estimated_cost_usd=round(hours * price_per_hour, 6),
         budget_usd=run["budget_usd"], wall_seconds=round(wall, 3), pages_per_hour=round(pages / wall * 3600, 1),
@@ -199,7 +225,8 @@ def format_report(r: RunReport) -> str:
     classes = ", ".join(f"{k}: {v}" for k, v in sorted(r.failed_by_class.items())) or "none"
     return "\n".join([
         f"pdf2md run {r.run_id}: {r.status.upper()} - {r.message}",
-        f"  PDFs     listed {r.listed}, planned {r.planned}, converted {r.converted}, skipped {r.skipped}, failed {r.failed}",
+        f"  PDFs     listed {r.listed}, planned {r.planned}, converted {r.converted}, skipped {r.skipped} "
+        f"(+{r.known_failures} known failures), failed {r.failed}",
         f"  failed   {classes}",
         f"  pages    {r.pages} in {r.rounds} round(s), {r.pages_per_hour:.0f} pages/hour",
         f"  cost     {r.gpu_hours:.4f} instance-hours × ${r.price_per_hour_usd:.4f}/h = ${r.estimated_cost_usd:.4f} "

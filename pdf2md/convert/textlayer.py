@@ -10,12 +10,14 @@ import re
 import statistics
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 
 from pdf2md.convert.text.layout import Box, Line, Row, build_rows, is_rtl, reading_order
 from pdf2md.convert.text.markdown import DocStyle, render_page
+from pdf2md.convert.text.ruled import find_ruled_tables
 from pdf2md.convert.text.spans import PageSpans, Span, read_page
 from pdf2md.convert.text.tables import Table, find_tables
 
@@ -77,16 +79,17 @@ def _layout(page: PageSpans) -> _PageLayout:
     items: list[Line | Table] = []
     margin: list[Line] = []
     for orient in sorted(groups, key=lambda o: -len(groups[o])):
-        rows = build_rows(groups[orient])
-        items.extend(ordered_items(rows))
+        ruled, rest = find_ruled_tables(groups[orient], page.rules) if orient == 0 else ([], groups[orient])
+        rows = build_rows(rest)
+        items.extend(ordered_items(rows, ruled))
         if orient == 0:
             margin = _margin_lines(rows)
     return _PageLayout(items, margin, _stats(page))
 
 
-def ordered_items(rows: list[Row]) -> list[Line | Table]:
-    """Tables found among the rows, then tables and the remaining lines in reading order."""
-    tables = find_tables(rows)
+def ordered_items(rows: list[Row], ruled: Sequence[Table] = ()) -> list[Line | Table]:
+    """Tables found among the rows (besides the ruled ones given), then tables and lines in reading order."""
+    tables = [*ruled, *find_tables(rows)]
     in_table = {id(line) for table in tables for line in table.lines}
     lines = [line for row in rows for line in row.lines if id(line) not in in_table]
     if not lines and not tables:

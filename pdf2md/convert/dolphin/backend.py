@@ -15,7 +15,7 @@ import pypdfium2 as pdfium
 from PIL import Image
 
 from pdf2md.convert.backends import BackendUnavailable, PageOutput
-from pdf2md.convert.dolphin.batching import AdaptiveBatcher, initial_batch_size
+from pdf2md.convert.dolphin.batching import MAX_BATCH, AdaptiveBatcher, initial_batch_size
 from pdf2md.convert.dolphin.layout import LayoutElement, parse_layout, whole_page
 from pdf2md.convert.dolphin.markdown import FIGURE_MODES, ReadElement, figure_name, page_markdown, rule_for
 from pdf2md.convert.dolphin.model_dir import resolve_model_dir
@@ -53,7 +53,7 @@ class DolphinBackend:
 
     :param model_dir: a complete checkpoint dir; default: PDF2MD_MODEL_DIR / PDF2MD_MODEL_URI.
     :param figures: 'reference' or 'drop'; default: PDF2MD_DOLPHIN_FIGURES or 'reference'.
-    :param max_batch: most crops per batch; default: PDF2MD_DOLPHIN_MAX_BATCH or 16 (fewer if memory is short).
+    :param max_batch: most crops per batch; default: PDF2MD_DOLPHIN_MAX_BATCH or 8 (fewer if memory is short).
     :param pages_per_round: pages rendered ahead and pooled per round of batches.
     :param engine: a ready model (tests); default: DolphinModel loaded from the model dir.
     """
@@ -79,13 +79,13 @@ class DolphinBackend:
             raise BackendUnavailable(f"{ENV_FIGURES}={self.figures!r} is not one of {', '.join(FIGURE_MODES)}")
         self.pages_per_round = max(1, pages_per_round)
         self.engine: Engine = engine or torch_engine.DolphinModel(model_dir or resolve_model_dir(env))
-        cap = max_batch or _int_env(env, ENV_MAX_BATCH) or 16
+        cap = max_batch or _int_env(env, ENV_MAX_BATCH) or MAX_BATCH
         self.batcher = AdaptiveBatcher(
             initial_batch_size(torch_engine.free_gpu_bytes(), cap),
             is_oom=torch_engine.is_oom,
             after_oom=torch_engine.release_cached_memory,
         )
-        self._memory = torch_engine
+        self._torch = torch_engine  # GPU memory probes; imported here so that importing this module needs no torch
         log.info("Dolphin backend ready: element batch %d, figures %s", self.batcher.size, self.figures)
 
     def convert_pages(self, doc: pdfium.PdfDocument, pages: Sequence[int]) -> dict[int, PageOutput]:
@@ -96,7 +96,7 @@ class DolphinBackend:
 
     def _convert_round(self, pages: list[RenderedPage]) -> dict[int, PageOutput]:
         """Layouts for the round's pages in one batch, then every crop of the round by prompt."""
-        self._memory.reset_peak_memory()
+        self._torch.reset_peak_memory()
         seconds = [p.seconds for p in pages]
         layouts = self.batcher.run([p.square for p in pages], lambda batch: self.engine.generate(batch, LAYOUT_PROMPT))
         elements: list[list[LayoutElement]] = []
@@ -107,7 +107,7 @@ class DolphinBackend:
             fallbacks.append(not parsed)
             elements.append(parsed or whole_page(page.geometry))
         texts, failed = self._read_elements(pages, elements, seconds)
-        peak_mb = self._memory.peak_memory_mb()
+        peak_mb = self._torch.peak_memory_mb()
         out: dict[int, PageOutput] = {}
         for i, page in enumerate(pages):
             read = [ReadElement(e.label, texts.get((i, e.order), ""), e.order) for e in elements[i]]

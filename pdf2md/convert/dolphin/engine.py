@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
+from transformers import AutoProcessor, StoppingCriteria, VisionEncoderDecoderModel
 
 from pdf2md.convert.dolphin.prompts import ANSWER_TOKEN, decoder_prompt
 from pdf2md.convert.dolphin.repetition import MAX_UNIT, repeated_tail
@@ -19,13 +19,14 @@ log = logging.getLogger(__name__)
 MAX_LENGTH = 4096
 REPETITION_PENALTY = 1.1
 STOP_COPIES = 8
-"""A row whose last tokens repeat a unit this many times (and MIN_SPAN_TOKENS long) stops decoding."""
-STOP_SPAN_TOKENS = 48
+"""A row whose last tokens repeat a unit this many times (over STOP_SPAN_TOKENS) stops decoding."""
+STOP_SPAN_TOKENS = 128
+"""Long enough that a legitimately repetitive answer (a row of empty table cells) is not stopped."""
 ATTENTION = {"encoder": "eager", "decoder": "sdpa"}
 """DonutSwin has no SDPA; MBart's decoder does."""
 
 
-class RepetitionStop:
+class RepetitionStop(StoppingCriteria):
     """A stopping criterion that ends each row caught in a token loop (saves up to ~4k wasted steps)."""
 
     def __init__(self, prompt_len: int) -> None:
@@ -39,12 +40,9 @@ class RepetitionStop:
 
 
 class DolphinModel:
-    """Loads the checkpoint once and answers one prompt over a batch of images."""
+    """Loads the checkpoint once (local files only: never the hub) and answers one prompt over a batch of images."""
 
     def __init__(self, model_dir: Path, device: str | None = None) -> None:
-        from transformers import AutoProcessor, VisionEncoderDecoderModel
-
-        os.environ["HF_HUB_OFFLINE"] = "1"
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self.processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)

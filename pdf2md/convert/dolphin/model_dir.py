@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 DEFAULT_SYNC_DIR = Path("/tmp/pdf2md-model")
 """Where an S3 model goes when PDF2MD_MODEL_DIR is unset (mount a host path there to share it)."""
 
+SYNC_LOCK = ".sync.lock"
+"""Inside the model dir: that dir is the host volume every container on the instance shares."""
+
 REQUIRED: dict[str, tuple[str, ...]] = {
     "config": ("config.json",),
     "weights": ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"),
@@ -66,11 +69,13 @@ def resolve_model_dir(env: Mapping[str, str], s3_client: Any = None) -> Path:
 
 
 def sync_model(uri: str, model_dir: Path, s3_client: Any = None) -> int:
-    """Copy the S3 prefix into model_dir under a lock (one copy per instance); returns files downloaded."""
+    """Copy the S3 prefix into model_dir under a lock (one copy per instance); returns files downloaded.
+
+    Files already there with the same size are kept, so a restarted or second container syncs nothing.
+    """
     source = S3Uri.parse(uri)
     model_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = model_dir.parent / f".{model_dir.name}.sync.lock"
-    with open(lock_path, "w") as lock:
+    with open(model_dir / SYNC_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             return _download_missing(s3_client or s3io.client(), source, model_dir)

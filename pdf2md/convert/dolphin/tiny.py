@@ -6,8 +6,12 @@ Used by the CPU tests and by `bench/dolphin_gpu.py --tiny`; it writes a complete
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pdf2md.convert.dolphin.prompts import ANSWER_TOKEN, PROMPTS
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 IMAGE_SIZE = 224
 """Smallest square the Swin stages divide cleanly (patch 4, window 7, 3 merges)."""
@@ -69,7 +73,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0, max_positions: int = 64) -> P
     return out_dir
 
 
-def _build_tokenizer():  # type: ignore[no-untyped-def]
+def _build_tokenizer() -> PreTrainedTokenizerFast:
     """A byte-level BPE trained on a few lines, wrapped like Dolphin's (with the answer token)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast

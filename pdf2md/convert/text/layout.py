@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 import unicodedata
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ WORD_GAP = 0.15
 """A gap wider than this many line heights between two spans is a space."""
 MIN_COLUMN_WIDTH = 3.0
 """A column cut needs this many line heights of content on each side (bullets are not a column)."""
+_RTL_LETTER = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
 
 
 @dataclass(slots=True)
@@ -58,13 +60,30 @@ def build_rows(spans: Sequence[Span]) -> list[Row]:
     rows: list[list[Span]] = []
     top = bottom = 0.0
     for span in sorted(spans, key=lambda s: -(s.y0 + s.y1)):
-        if rows and _overlap(span.y0, span.y1, bottom, top) >= ROW_OVERLAP * min(span.height, top - bottom):
+        if (rows and _overlap(span.y0, span.y1, bottom, top) >= ROW_OVERLAP * min(span.height, top - bottom)
+                and not (_off_line(span, rows[-1][0]) and _stacked(span, rows[-1]))):
             rows[-1].append(span)
             top, bottom = max(top, span.y1), min(bottom, span.y0)
         else:
             rows.append([span])
             top, bottom = span.y1, span.y0
     return [Row(_fragments(row)) for row in rows]
+
+
+def _off_line(span: Span, first: Span) -> bool:
+    """Whether the span's middle is off the line the row started with (a cheap test before _stacked)."""
+    return abs(span.y0 + span.y1 - first.y0 - first.y1) > 0.6 * min(span.height, first.height)
+
+
+def _stacked(span: Span, row: list[Span]) -> bool:
+    """Whether the span sits above or below a span of the row rather than beside it: then a tall span
+    (a big title, a cell of two lines) had merged lines of smaller text into one row."""
+    mid = span.y0 + span.y1
+    for other in row:
+        if (min(other.x1, span.x1) - max(other.x0, span.x0) > 0.3 * min(other.x1 - other.x0, span.x1 - span.x0)
+                and abs(other.y0 + other.y1 - mid) > 0.6 * min(other.height, span.height)):
+            return True
+    return False
 
 
 def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
@@ -120,6 +139,8 @@ def _line_text(spans: list[Span], height: float) -> str:
 
 def is_rtl(text: str) -> bool:
     """More right-to-left letters (Hebrew, Arabic, ...) than left-to-right ones."""
+    if not _RTL_LETTER.search(text):
+        return False
     rtl = ltr = 0
     for ch in text:
         if ch.isalpha():

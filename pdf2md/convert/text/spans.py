@@ -9,17 +9,24 @@ from __future__ import annotations
 import ctypes
 import math
 import re
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as raw
 
 _WORD = re.compile(r"\S+")
-_BOLD_NAME = re.compile(r"bold|black|heavy|semibold|demi|[,-]b$|cmbx|\.b$", re.IGNORECASE)
+_BOLD_NAME = re.compile(r"bold|black|heavy|semibold|demi|[,-]b$|cmbx|sfbx|\.b$|-bd$", re.IGNORECASE)  # cmbx/sfbx: TeX bold
 _MONO_NAME = re.compile(r"courier|mono|consol|cmtt|menlo|code|typewriter|lucidaconsole|sfmono", re.IGNORECASE)
 _FIXED_PITCH_FLAG = 1
 INVISIBLE_RENDER_MODE = 3
 MIN_FONT_SIZE = 2.0
+MAX_RULE_THICKNESS = 3.0
+"""A path thinner than this (points) in one direction is a rule: a table border or a separator."""
+MIN_RULE_LENGTH = 4.0
+_RTL = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
+_ALEFS = frozenset("\u0622\u0623\u0625\u0627")
+_LAM = "\u0644"
 
 
 @dataclass(slots=True)
@@ -54,16 +61,20 @@ class FontFacts:
     orient: int
 
 
+Rect = tuple[float, float, float, float]
+
+
 @dataclass(frozen=True, slots=True)
 class PageSpans:
     spans: list[Span]
     text: str
     width: float
     height: float
+    rules: list[Rect] = field(default_factory=list)  # thin paths (x0, y0, x1, y1): where ruled tables are
 
 
 def read_page(doc: pdfium.PdfDocument, index: int) -> PageSpans:
-    """Every span of one page, plus the page's raw text (for the router's character statistics)."""
+    """Every span of one page, plus the page's raw text (for the router's character statistics) and rules."""
     page = doc[index]
     try:
         width, height = page.get_size()
@@ -73,9 +84,34 @@ def read_page(doc: pdfium.PdfDocument, index: int) -> PageSpans:
             spans = _spans(textpage, text)
         finally:
             raw.FPDFText_ClosePage(textpage)
+        rules = _rules(page) if spans else []
     finally:
         page.close()
-    return PageSpans(spans, text, width, height)
+    return PageSpans(spans, text, width, height, rules)
+
+
+def _rules(page: pdfium.PdfPage) -> list[Rect]:
+    """Horizontal and vertical rules drawn as paths: thin lines and thin rectangles, and the edges of boxes.
+
+    Only bounds are read (one call per path), so a curve or a diagonal inside a path counts by its box;
+    that is why a path with many segments (an icon, a chart) is skipped.
+    """
+    rules: list[Rect] = []
+    left, bottom, right, top = ctypes.c_float(), ctypes.c_float(), ctypes.c_float(), ctypes.c_float()
+    for i in range(raw.FPDFPage_CountObjects(page.raw)):
+        obj = raw.FPDFPage_GetObject(page.raw, i)
+        if raw.FPDFPageObj_GetType(obj) != raw.FPDF_PAGEOBJ_PATH or raw.FPDFPath_CountSegments(obj) > 6:
+            continue
+        if not raw.FPDFPageObj_GetBounds(obj, left, bottom, right, top):
+            continue
+        x0, y0, x1, y1 = left.value, bottom.value, right.value, top.value
+        if max(x1 - x0, y1 - y0) < MIN_RULE_LENGTH:
+            continue
+        if min(x1 - x0, y1 - y0) <= MAX_RULE_THICKNESS:
+            rules.append((x0, y0, x1, y1))
+        else:  # a box: its four edges
+            rules += [(x0, y0, x1, y0), (x0, y1, x1, y1), (x0, y0, x0, y1), (x1, y0, x1, y1)]
+    return rules
 
 
 def _page_text(textpage: raw.FPDF_TEXTPAGE) -> str:
@@ -102,12 +138,17 @@ def _spans(textpage: raw.FPDF_TEXTPAGE, text: str) -> list[Span]:
     spans: list[Span] = []
     for match in _WORD.finditer(text):
         first, last = match.start(), match.end() - 1
+        word = match.group()
+        if _RTL.search(word):
+            word = _logical_clusters(textpage, word, first, rect)
         a = _char_box(textpage, first, rect)
         b = _char_box(textpage, last, rect)
-        if _continuous(a, b, last - first + 1):
-            pieces = [_span(textpage, match.group(), first, a, b, fonts)]
+        font = _font_facts(textpage, first, fonts)
+        vertical = font.orient % 2 == 1
+        if _continuous(a, b, last - first + 1, vertical):
+            pieces = [_make_span(word, a, b, font)]
         else:
-            pieces = _split_span(textpage, match.group(), first, rect, fonts)
+            pieces = _split_span(textpage, word, first, rect, fonts, vertical)
         pieces[0].spaced = first > 0 and text[first - 1] == " " and not raw.FPDFText_IsGenerated(textpage, first - 1)
         spans.extend(pieces)
     return spans
@@ -118,22 +159,40 @@ def _char_box(textpage: raw.FPDF_TEXTPAGE, index: int, rect: raw.FS_RECTF) -> tu
     return rect.left, min(rect.bottom, rect.top), rect.right, max(rect.bottom, rect.top)
 
 
-def _continuous(a: tuple[float, float, float, float], b: tuple[float, float, float, float], n: int) -> bool:
-    """Whether a span's first and last characters could belong to one word: same line, plausible width."""
+def _logical_clusters(textpage: raw.FPDF_TEXTPAGE, word: str, start: int, rect: raw.FS_RECTF) -> str:
+    """Right-to-left ligatures pdfium reversed along with the line: a lam-alef glyph read as alef-lam,
+    a mark before its base letter. Two characters of one glyph share one box; that tells them apart
+    from a real alef-lam (the Arabic article), which is two glyphs."""
+    chars = list(word)
+    i = 0
+    while i < len(chars) - 1:
+        swapped = (chars[i] in _ALEFS and chars[i + 1] == _LAM) or (
+            unicodedata.category(chars[i]) == "Mn" and unicodedata.category(chars[i + 1]) != "Mn")
+        if swapped and _char_box(textpage, start + i, rect) == _char_box(textpage, start + i + 1, rect):
+            chars[i], chars[i + 1] = chars[i + 1], chars[i]
+            i += 1
+        i += 1
+    return "".join(chars)
+
+
+def _continuous(a: tuple[float, float, float, float], b: tuple[float, float, float, float], n: int,
+                vertical: bool = False) -> bool:
+    """Whether a span's first and last characters could belong to one word: same line, plausible length."""
+    if vertical:  # measure along the text: swap the axes
+        a, b = (a[1], a[0], a[3], a[2]), (b[1], b[0], b[3], b[2])
     height = max(a[3] - a[1], b[3] - b[1], 0.1)
     width = max(a[2], b[2]) - min(a[0], b[0])
-    same_line = abs(a[1] - b[1]) < 0.5 * height or abs(a[0] - b[0]) < 0.5 * height  # horizontal or vertical text
-    return same_line and width <= (n + 1) * 1.2 * height
+    return abs(a[1] - b[1]) < 0.5 * height and width <= (n + 1) * 1.2 * height
 
 
 def _split_span(textpage: raw.FPDF_TEXTPAGE, word: str, start: int, rect: raw.FS_RECTF,
-                fonts: dict[int, FontFacts]) -> list[Span]:
+                fonts: dict[int, FontFacts], vertical: bool) -> list[Span]:
     """A run pdfium joined though its characters lie apart (streams out of order): measure each one."""
     boxes = [_char_box(textpage, start + i, rect) for i in range(len(word))]
     pieces: list[Span] = []
     begin = 0
     for i in range(1, len(word) + 1):
-        if i == len(word) or not _continuous(boxes[i - 1], boxes[i], 2):
+        if i == len(word) or not _continuous(boxes[i - 1], boxes[i], 2, vertical):
             pieces.append(_span(textpage, word[begin:i], start + begin, _union(boxes[begin:i]), boxes[i - 1], fonts))
             begin = i
     return pieces
@@ -145,7 +204,11 @@ def _union(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float
 
 def _span(textpage: raw.FPDF_TEXTPAGE, text: str, first: int, a: tuple[float, float, float, float],
           b: tuple[float, float, float, float], fonts: dict[int, FontFacts]) -> Span:
-    font = _font_facts(textpage, first, fonts)
+    return _make_span(text, a, b, _font_facts(textpage, first, fonts))
+
+
+def _make_span(text: str, a: tuple[float, float, float, float], b: tuple[float, float, float, float],
+               font: FontFacts) -> Span:
     x0, y0, x1, y1 = _to_frame(min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]), font.orient)
     size = font.size if font.size >= MIN_FONT_SIZE else y1 - y0  # text scaled by its matrix reports size 1
     return Span(text, x0, y0, x1, y1, size, font.bold, font.mono, font.invisible, font.orient)

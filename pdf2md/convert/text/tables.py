@@ -106,7 +106,9 @@ def _table_from_run(run: list[Row]) -> list[Table]:
 def _column_slots(run: list[Row]) -> list[tuple[float, float]]:
     """Column x-ranges from the rows with the most cells (a spanning header must not merge columns)."""
     most = max(len(row.lines) for row in run)
-    intervals = sorted((line.x0, line.x1) for row in run if len(row.lines) >= max(2, most - 1) for line in row.lines)
+    full = [row for row in run if len(row.lines) == most]
+    basis = full if len(full) >= 2 else [row for row in run if len(row.lines) >= max(2, most - 1)]
+    intervals = sorted((line.x0, line.x1) for row in basis for line in row.lines)
     slots: list[list[float]] = []
     for x0, x1 in intervals:
         if slots and x0 <= slots[-1][1]:

@@ -1,0 +1,180 @@
+"""Tables drawn with rules: the grid of horizontal and vertical lines gives rows, columns and merged cells.
+
+Text alignment alone cannot tell two close numeric columns apart, nor a wrapped cell from a new row;
+drawn borders can. Rules that touch form one grid; a grid needs two rows and two columns of text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pdf2md.convert.text.layout import build_rows
+from pdf2md.convert.text.spans import Rect, Span
+from pdf2md.convert.text.tables import Table
+
+SNAP = 2.0
+"""Rules this close (points) are the same grid line; touching rules are within this distance."""
+MAX_RULE_PAIRS = 40_000
+"""Pages with more horizontal x vertical rules than this are drawings, not tables: skipped."""
+MIN_FILLED_CELLS = 3
+MAX_MEAN_CELL_CHARS = 200
+"""Boxes whose cells hold this much text on average are framed prose (columns in a border), not a table."""
+
+
+@dataclass(slots=True)
+class _Rule:
+    at: float  # y of a horizontal rule, x of a vertical one
+    lo: float
+    hi: float
+
+
+@dataclass(slots=True)
+class _Grid:
+    xs: list[float]  # column edges, left to right
+    ys: list[float]  # row edges, top to bottom
+    horizontal: list[_Rule]
+    vertical: list[_Rule]
+
+
+def find_ruled_tables(spans: list[Span], rules: list[Rect]) -> tuple[list[Table], list[Span]]:
+    """Tables whose cells are drawn, and the spans that are not in any of them."""
+    horizontal = _joined([_Rule((y0 + y1) / 2, x0, x1) for x0, y0, x1, y1 in rules if x1 - x0 >= y1 - y0])
+    vertical = _joined([_Rule((x0 + x1) / 2, y0, y1) for x0, y0, x1, y1 in rules if x1 - x0 < y1 - y0])
+    if len(horizontal) < 2 or len(vertical) < 2 or len(horizontal) * len(vertical) > MAX_RULE_PAIRS:
+        return [], spans
+    tables: list[Table] = []
+    rest = spans
+    for grid in _grids(horizontal, vertical):
+        inside = [s for s in rest if _inside(s, grid)]
+        table = _table(grid, inside) if inside else None
+        if table is not None:
+            tables.append(table)
+            taken = {id(s) for s in inside}
+            rest = [s for s in rest if id(s) not in taken]
+    return tables, rest
+
+
+def _joined(rules: list[_Rule]) -> list[_Rule]:
+    """Collinear rules that touch as one: borders are often drawn cell by cell."""
+    out: list[_Rule] = []
+    for rule in sorted(rules, key=lambda r: (round(r.at / SNAP), r.lo)):
+        last = out[-1] if out else None
+        if last and abs(rule.at - last.at) <= SNAP and rule.lo <= last.hi + SNAP:
+            last.hi = max(last.hi, rule.hi)
+        else:
+            out.append(_Rule(rule.at, rule.lo, rule.hi))
+    return out
+
+
+def _grids(horizontal: list[_Rule], vertical: list[_Rule]) -> list[_Grid]:
+    """Connected sets of touching rules with at least two row and two column edges each."""
+    parent = list(range(len(horizontal) + len(vertical)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, h in enumerate(horizontal):
+        for j, v in enumerate(vertical):
+            if h.lo - SNAP <= v.at <= h.hi + SNAP and v.lo - SNAP <= h.at <= v.hi + SNAP:
+                parent[root(i)] = root(len(horizontal) + j)
+    groups: dict[int, tuple[list[_Rule], list[_Rule]]] = {}
+    for i, h in enumerate(horizontal):
+        groups.setdefault(root(i), ([], []))[0].append(h)
+    for j, v in enumerate(vertical):
+        groups.setdefault(root(len(horizontal) + j), ([], []))[1].append(v)
+    grids = []
+    for hs, vs in groups.values():
+        if not hs or not vs:
+            continue
+        # Where rules stop counts as an edge too: open-sided tables draw no outer verticals.
+        xs = _snap([v.at for v in vs] + [min(h.lo for h in hs), max(h.hi for h in hs)])
+        ys = _snap([h.at for h in hs] + [min(v.lo for v in vs), max(v.hi for v in vs)])[::-1]
+        if len(xs) >= 3 and len(ys) >= 3:
+            grids.append(_Grid(xs, ys, hs, vs))
+    return grids
+
+
+def _snap(values: list[float]) -> list[float]:
+    """Sorted positions with near-duplicates (double rules, thick borders) merged."""
+    out: list[float] = []
+    for v in sorted(values):
+        if not out or v - out[-1] > SNAP:
+            out.append(v)
+    return out
+
+
+def _inside(span: Span, grid: _Grid) -> bool:
+    cx, cy = (span.x0 + span.x1) / 2, (span.y0 + span.y1) / 2
+    return grid.xs[0] < cx < grid.xs[-1] and grid.ys[-1] < cy < grid.ys[0]
+
+
+def _table(grid: _Grid, spans: list[Span]) -> Table | None:
+    """The grid's cells filled with its spans; None unless it reads as a table (rows and columns of text)."""
+    n_rows, n_cols = len(grid.ys) - 1, len(grid.xs) - 1
+    anchor = _anchors(grid, n_rows, n_cols)
+    texts: dict[tuple[int, int], list[Span]] = {}
+    for span in spans:
+        cx, cy = (span.x0 + span.x1) / 2, (span.y0 + span.y1) / 2
+        r = next(i for i in range(n_rows) if cy >= grid.ys[i + 1])
+        c = next(i for i in range(n_cols) if cx <= grid.xs[i + 1])
+        texts.setdefault(anchor[r][c], []).append(span)
+    filled = {key: _cell_text(group) for key, group in texts.items()}
+    if len(filled) < MIN_FILLED_CELLS or len({c for _, c in filled}) < 2 or len({r for r, _ in filled}) < 2:
+        return None
+    if sum(map(len, filled.values())) > MAX_MEAN_CELL_CHARS * len(filled):
+        return None
+    cells, spans_out = _rows(grid, anchor, filled, n_rows, n_cols)
+    return Table(cells=cells, spans=spans_out, lines=[], x0=grid.xs[0], y0=grid.ys[-1], x1=grid.xs[-1], y1=grid.ys[0])
+
+
+def _anchors(grid: _Grid, n_rows: int, n_cols: int) -> list[list[tuple[int, int]]]:
+    """For every grid cell, the top-left cell of the merged cell it belongs to (no border between them)."""
+    at_x = [[rule for rule in grid.vertical if abs(rule.at - x) <= SNAP] for x in grid.xs]
+    at_y = [[rule for rule in grid.horizontal if abs(rule.at - y) <= SNAP] for y in grid.ys]
+    anchor = [[(r, c) for c in range(n_cols)] for r in range(n_rows)]
+    for r in range(n_rows):
+        mid_y = (grid.ys[r] + grid.ys[r + 1]) / 2
+        for c in range(n_cols):
+            mid_x = (grid.xs[c] + grid.xs[c + 1]) / 2
+            if c and not _crossed(at_x[c], mid_y):
+                anchor[r][c] = anchor[r][c - 1]
+            elif r and not _crossed(at_y[r], mid_x) and anchor[r - 1][c][1] == c:
+                anchor[r][c] = anchor[r - 1][c]
+    return anchor
+
+
+def _crossed(rules: list[_Rule], mid: float) -> bool:
+    """Whether one of the rules on a grid line spans the point `mid` along it: a border between two cells."""
+    return any(rule.lo - SNAP <= mid <= rule.hi + SNAP for rule in rules)
+
+
+def _cell_text(spans: list[Span]) -> str:
+    return " ".join(line.text for row in build_rows(spans) for line in row.lines)
+
+
+def _rows(grid: _Grid, anchor: list[list[tuple[int, int]]], filled: dict[tuple[int, int], str],
+          n_rows: int, n_cols: int) -> tuple[list[list[str]], list[list[int]]]:
+    """Cells row by row with column spans; rows and columns without any text are left out."""
+    used_cols = sorted({c for r in range(n_rows) for c in range(n_cols) if anchor[r][c] in filled})
+    cells: list[list[str]] = []
+    spans: list[list[int]] = []
+    for r in range(n_rows):
+        if not any(anchor[r][c] in filled and anchor[r][c][0] == r for c in used_cols):
+            continue
+        row_cells: list[str] = []
+        row_spans: list[int] = []
+        previous: tuple[int, int] | None = None
+        for c in used_cols:
+            key = anchor[r][c]
+            if key == previous and key[0] == r:
+                row_spans[-1] += 1
+                continue
+            row_cells.append(filled.get(key, "") if key[0] == r else "")
+            row_spans.append(1)
+            previous = key
+        cells.append(row_cells)
+        spans.append(row_spans)
+    return cells, spans

@@ -1,0 +1,38 @@
+"""A tiny random Dolphin of the real architecture, built once per session, and a real one-page PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("transformers")
+    from pdf2md.convert.dolphin.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-dolphin"))
+
+
+@pytest.fixture(scope="session")
+def pdf_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two US-letter pages drawn with pdfium: a heading bar, text-like lines and a boxed 'table'."""
+    path = tmp_path_factory.mktemp("pdf") / "two-pages.pdf"
+    doc = pdfium.PdfDocument.new()
+    for _ in range(2):
+        page = doc.new_page(612, 792)
+        for x, y, w, h in [(72, 700, 300, 24), *[(72, 640 - 14 * i, 468, 6) for i in range(12)], (72, 300, 468, 120)]:
+            rect = pdfium_c.FPDFPageObj_CreateNewRect(x, y, w, h)
+            pdfium_c.FPDFPageObj_SetFillColor(rect, 0, 0, 0, 255)
+            pdfium_c.FPDFPath_SetDrawMode(rect, pdfium_c.FPDF_FILLMODE_ALTERNATE, False)
+            pdfium_c.FPDFPage_InsertObject(page.raw, rect)
+        pdfium_c.FPDFPage_GenerateContent(page.raw)
+        page.close()
+    doc.save(path)
+    doc.close()
+    return path

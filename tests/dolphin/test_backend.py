@@ -1,0 +1,144 @@
+"""The real path on a real PDF: render -> layout -> parse -> crops -> elements -> Markdown, on a tiny random Dolphin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pypdfium2 as pdfium
+import pytest
+from PIL import Image
+
+from pdf2md.contracts import ENV_MODEL_DIR, ENV_MODEL_URI
+from pdf2md.convert.backends import BackendUnavailable, PageOutput, load_backend
+from pdf2md.convert.dolphin import DolphinBackend
+from pdf2md.convert.dolphin.prompts import LAYOUT_PROMPT, PROMPTS
+from pdf2md.convert.dolphin.render import prefetch_pages, render_page
+from pdf2md.convert.errors import ConversionError
+from pdf2md.convert.pipeline import ConvertOptions, convert_pdf
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+RECORDED_LAYOUT = (
+    "[0.12,0.10,0.60,0.13] title\n[0.12,0.18,0.88,0.46] para\n[0.12,0.18,0.88,0.46] para\n"
+    "[0.12,0.47,0.50,0.52] equ\n[0.12,0.52,0.88,0.70] tab\n[0.55,0.72,0.88,0.90] fig\n[0.12,0.72,0.50,0.90] code\nbroken ["
+)
+
+
+@pytest.fixture
+def model_env(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv(ENV_MODEL_DIR, str(tiny_model_dir))
+    monkeypatch.delenv(ENV_MODEL_URI, raising=False)
+    load_backend.cache_clear()
+    yield tiny_model_dir
+    load_backend.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir: Path) -> DolphinBackend:
+    return DolphinBackend(tiny_model_dir, max_batch=4)
+
+
+class RecordedLayout:
+    """The real tiny model for elements, a recorded answer for the page layout; logs every call."""
+
+    def __init__(self, real: DolphinBackend) -> None:
+        self.real = real.engine
+        self.calls: list[tuple[str, int]] = []
+
+    def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str]:
+        self.calls.append((prompt, len(images)))
+        if prompt == LAYOUT_PROMPT:
+            return [RECORDED_LAYOUT] * len(images)
+        return self.real.generate(images, prompt)
+
+
+def test_real_model_end_to_end_through_the_backend(model_env: Path, pdf_path: Path) -> None:
+    backend = load_backend("dolphin")
+    assert isinstance(backend, DolphinBackend)
+    doc = pdfium.PdfDocument(pdf_path)
+    try:
+        out = backend.convert_pages(doc, [1, 0])
+    finally:
+        doc.close()
+    assert sorted(out) == [0, 1]
+    for page in out.values():
+        assert isinstance(page, PageOutput) and isinstance(page.markdown, str)
+        assert page.seconds > 0
+        assert page.extra["layout"] in ("model", "fallback") and page.extra["elements"] >= 1
+        assert page.extra["failed_elements"] == 0
+
+
+def test_recorded_layout_drives_crops_batched_across_pages(backend: DolphinBackend, pdf_path: Path) -> None:
+    recorded = RecordedLayout(backend)
+    pooled = DolphinBackend(engine=recorded, max_batch=16)
+    doc = pdfium.PdfDocument(pdf_path)
+    try:
+        out = pooled.convert_pages(doc, [0, 1])
+    finally:
+        doc.close()
+    assert recorded.calls[0] == (LAYOUT_PROMPT, 2)
+    by_prompt = {prompt: n for prompt, n in recorded.calls[1:]}
+    assert by_prompt == {PROMPTS["text"]: 4, PROMPTS["formula"]: 2, PROMPTS["table"]: 2, PROMPTS["code"]: 2}
+    assert len(recorded.calls) == 5  # one layout batch, then one batch per prompt for both pages
+    for index, page in out.items():
+        assert page.extra["layout"] == "model" and page.extra["elements"] == 6  # the duplicate is dropped
+        assert f"![Figure 1](page-{index + 1:04d}-figure-01.png)" in page.markdown
+        assert page.extra["figures"][0]["name"] == f"page-{index + 1:04d}-figure-01.png"
+        assert all(0 <= v <= 1 for v in page.extra["figures"][0]["box"])
+
+
+def test_out_of_memory_halves_the_batch_and_finishes(backend: DolphinBackend, pdf_path: Path) -> None:
+    class Tight(RecordedLayout):
+        def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str]:
+            if len(images) > 1:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return super().generate(images, prompt)
+
+    tight = DolphinBackend(engine=Tight(backend), max_batch=4)
+    doc = pdfium.PdfDocument(pdf_path)
+    try:
+        out = tight.convert_pages(doc, [0, 1])
+    finally:
+        doc.close()
+    assert tight.batcher.size == 1
+    assert all(p.extra["failed_elements"] == 0 and p.extra["element_batch"] == 1 for p in out.values())
+
+
+def test_pipeline_with_the_dolphin_backend(model_env: Path, pdf_path: Path) -> None:
+    result = convert_pdf(pdf_path, ConvertOptions(backend="dolphin"))
+    assert result.pages == 2 and result.backend == "dolphin"
+    assert [r.route for r in result.routes] == ["dolphin", "dolphin"]
+
+
+def test_pipeline_without_a_model_is_backend_unavailable(tmp_path: Path, pdf_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_MODEL_DIR, str(tmp_path))
+    monkeypatch.delenv(ENV_MODEL_URI, raising=False)
+    load_backend.cache_clear()
+    try:
+        with pytest.raises(ConversionError) as err:
+            convert_pdf(pdf_path, ConvertOptions(backend="dolphin"))
+    finally:
+        load_backend.cache_clear()
+    assert err.value.error_class == "backend-unavailable"
+    assert "incomplete: missing config.json" in str(err.value)
+
+
+def test_bad_figures_option_is_rejected(backend: DolphinBackend) -> None:
+    with pytest.raises(BackendUnavailable, match="PDF2MD_DOLPHIN_FIGURES='inline'"):
+        DolphinBackend(engine=backend.engine, figures="inline")
+
+
+def test_pages_render_once_into_a_centred_square(pdf_path: Path) -> None:
+    doc = pdfium.PdfDocument(pdf_path)
+    try:
+        page = render_page(doc, 0)
+        assert page.square.size == (896, 896) and page.geometry.content == (101, 0, 794, 896)  # 612 x 792 pt at 896/792
+        assert page.square.getpixel((50, 448)) == (0, 0, 0) and page.square.getpixel((120, 20)) == (255, 255, 255)
+        with pytest.raises(Exception):
+            list(prefetch_pages(doc, [0, 7]))
+        first = next(iter(prefetch_pages(doc, [0, 1, 0, 1], depth=1)))
+        assert first.index == 0
+    finally:
+        doc.close()

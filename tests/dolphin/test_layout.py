@@ -1,0 +1,57 @@
+"""Golden tests of the stage-1 parser on recorded-format layouts (Dolphin 1.0 and 1.5 formats)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pdf2md.convert.dolphin.layout import LayoutElement, PageGeometry, parse_layout, whole_page
+
+FIXTURES = Path(__file__).parent / "fixtures"
+LETTER = PageGeometry.centred(692, 896)
+"""A US-letter page rendered with its long side at 896 px: 102 px of padding left and right."""
+
+
+def _golden(name: str) -> list[LayoutElement]:
+    rows = (line.split() for line in (FIXTURES / f"{name}.expected").read_text().splitlines())
+    return [LayoutElement(label, (int(a), int(b), int(c), int(d)), int(order)) for order, label, a, b, c, d in rows]
+
+
+@pytest.mark.parametrize("name", ["layout_v1", "layout_v15"])
+def test_recorded_layouts_match_golden(name: str) -> None:
+    assert parse_layout((FIXTURES / f"{name}.txt").read_text(), LETTER) == _golden(name)
+
+
+def test_malformed_duplicate_and_thin_entries_are_skipped() -> None:
+    got = parse_layout((FIXTURES / "layout_v1.txt").read_text(), LETTER)
+    labels = [e.label for e in got]
+    assert labels.count("fig") == 1  # the duplicate box is gone
+    assert "code" in labels  # the line after the malformed ones still counts
+    assert len(got) == 18  # 22 lines: 1 truncated, 1 prose, 1 duplicate, 1 one pixel high
+
+
+def test_boxes_are_clipped_to_the_page_inside_the_padding() -> None:
+    header, *_ = parse_layout("[0.0,0.03,1.0,0.05] header", LETTER)
+    assert header.box[0] == 102 and header.box[2] == 794
+
+
+def test_reversed_corners_and_overlaps() -> None:
+    a, b = parse_layout("[0.5,0.3,0.2,0.1] para [0.2,0.25,0.5,0.4] para", LETTER)
+    assert a.box == (179, 90, 448, 269)
+    assert b.box == (179, 269, 448, 358)  # started inside the previous box: starts below it
+
+
+def test_pixel_coordinates_scale_with_the_square() -> None:
+    small = PageGeometry.centred(448, 448)
+    (element,) = parse_layout("[448,448,896,896][para]", small)
+    assert element.box == (224, 224, 448, 448)
+
+
+@pytest.mark.parametrize("text", ["", "no layout at all", "[1,2,3] para", "[0.1,0.1,0.1,0.1] para", "[0.1,0.2,0.3,0.4]"])
+def test_unusable_layouts_give_nothing(text: str) -> None:
+    assert parse_layout(text, LETTER) == []
+
+
+def test_whole_page_fallback_reads_the_page_only() -> None:
+    assert whole_page(LETTER) == [LayoutElement("para", (102, 0, 794, 896), 0)]
