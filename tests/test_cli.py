@@ -1,0 +1,83 @@
+"""The `pdf2md` command: what users type, and what they get back for good and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, SAMPLES, upload
+
+
+def _pdf2md(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pdf2md.cli", *args], capture_output=True, text=True, timeout=180,
+                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_convert_a_folder_mirrors_it_and_reports_failures(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    for name in ("crazyones.pdf", "broken-truncated.pdf"):
+        (src / name).write_bytes((SAMPLES / name).read_bytes())
+    (src / "sub" / "Table.PDF").write_bytes((SAMPLES / "table_mislabeled_as_picture.pdf").read_bytes())
+    (src / "sub" / "notes.txt").write_text("ignored")
+    result = _pdf2md("convert", str(src), "-o", str(tmp_path / "out"), "--backend", "text", "--report", str(tmp_path / "r.json"))
+    assert result.returncode == 1, result.stderr
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.md")) == ["crazyones.md", "sub/Table.md"]
+    assert "crazy ones" in (tmp_path / "out" / "crazyones.md").read_text()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["summary"] == {"converted": 2, "failed": 1, "pages": 2}
+    assert report["failed"][0]["error_class"] == "corrupt" and report["failed"][0]["source"].endswith("broken-truncated.pdf")
+    assert "Traceback" not in result.stderr
+
+
+def test_convert_exits_zero_when_everything_converted_and_uses_passwords(tmp_path: Path) -> None:
+    result = _pdf2md("convert", str(SAMPLES / "encrypted-asdfzxcv.pdf"), "-o", str(tmp_path), "--password", "wrong", "--password", "asdfzxcv")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "encrypted-asdfzxcv.md").read_text().strip()
+    without = _pdf2md("convert", str(SAMPLES / "encrypted-asdfzxcv.pdf"), "-o", str(tmp_path / "x"))
+    assert without.returncode == 1 and "password-required" in without.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["convert", "/no/such/file.pdf", "-o", "{tmp}/out"], "no such file or folder: /no/such/file.pdf"),
+    (["convert", "{tmp}/notes.txt", "-o", "{tmp}/out"], "not a PDF:"),
+    (["convert", "{samples}/crazyones.pdf", "-o", "/proc/pdf2md-out"], "cannot create output folder /proc/pdf2md-out"),
+    (["convert", "{samples}/crazyones.pdf", "-o", "{tmp}/ro"], "is not writable"),
+    (["convert", "{tmp}/empty", "-o", "{tmp}/out"], "no PDFs found"),
+    (["convert", "{samples}/crazyones.pdf"], "required: -o/--output"),
+    (["convert", "s3://", "-o", "{tmp}/out"], "no bucket"),
+])
+def test_bad_input_gets_one_clear_line_and_exit_code_2(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "ro").mkdir(mode=0o500)
+    if os.geteuid() == 0 and "{tmp}/ro" in args:
+        pytest.skip("root can write anywhere: the unwritable-folder case needs a normal user")
+    result = _pdf2md(*[a.format(tmp=tmp_path, samples=SAMPLES) for a in args])
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    last = result.stderr.strip().splitlines()[-1]
+    assert message in last and "error:" in last, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_convert_reads_s3_uris(s3: Any, bucket: str, tmp_path: Path) -> None:
+    upload(s3, bucket, "docs/2024/a.pdf", "crazyones.pdf")
+    upload(s3, bucket, "docs/2024/deep/b.pdf", "FC60_Times.pdf")
+    upload(s3, bucket, "docs/readme.txt", "not-a-pdf.pdf")
+    result = _pdf2md("convert", f"s3://{bucket}/docs/", "-o", str(tmp_path), "--backend", "text")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.md")) == ["2024/a.md", "2024/deep/b.md"]
+    missing = _pdf2md("convert", f"s3://{bucket}/nothing-here/", "-o", str(tmp_path))
+    assert missing.returncode == 2 and "no PDFs under" in missing.stderr
+
+
+def test_worker_with_a_bad_environment_fails_with_a_clear_line() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PDF2MD_")}
+    result = subprocess.run([sys.executable, "-m", "pdf2md.cli", "worker"], capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+    assert result.returncode == 1 and "missing environment variable(s): PDF2MD_MANIFEST_URI" in result.stderr
