@@ -26,11 +26,11 @@ from pdf2md.contracts import (
     FailureRecord,
     JobSettings,
     ManifestEntry,
-    failure_marker_key,
     OutputMeta,
     RunLayout,
     S3Uri,
     ShardProgress,
+    failure_marker_key,
     is_retryable,
     is_up_to_date,
     normalize_etag,
@@ -121,9 +121,10 @@ def run(settings: JobSettings, s3: Any | None = None, stop: StopFlag | None = No
     s3 = s3 or s3io.client()
     stop = stop or StopFlag()
     layout = RunLayout(S3Uri.parse(settings.run_uri))
+    output = S3Uri.parse(settings.output_uri)
     try:
         entries = _my_entries(s3, settings)
-        done = _existing_outputs(s3, S3Uri.parse(settings.output_uri), entries)
+        done = _existing_outputs(s3, output, entries)
         passwords = _passwords(s3, settings.passwords_uri)
     except (ClientError, BotoCoreError, ValueError) as exc:
         log.error("cannot start shard %d: %s", settings.array_index, exc)
@@ -142,7 +143,8 @@ def run(settings: JobSettings, s3: Any | None = None, stop: StopFlag | None = No
                 for rest in entries[n:]:
                     state.fail(rest, "interrupted", "the shard was stopped before this PDF started")
                 break
-            _process(s3, settings, state, converter, entry, done.get(output_key(S3Uri.parse(settings.output_uri), entry.rel)), Path(tmp), stop)
+            existing = done.get(output_key(output, entry.rel))
+            _process(s3, settings, state, converter, entry, existing, Path(tmp), stop)
             reporter.maybe_write()
     final = "interrupted" if stop() else "done"
     try:

@@ -14,7 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from pdf2md import __version__
-from pdf2md.contracts import BACKENDS, DEFAULT_MAX_PAGES, DEFAULT_PDF_MEMORY_MB, DEFAULT_PDF_TIMEOUT_S, S3Uri, is_pdf_key, markdown_rel, relative_key, safe_rel
+from pdf2md.contracts import (
+    BACKENDS,
+    DEFAULT_MAX_PAGES,
+    DEFAULT_PDF_MEMORY_MB,
+    DEFAULT_PDF_TIMEOUT_S,
+    S3Uri,
+    is_pdf_key,
+    markdown_rel,
+    relative_key,
+    safe_rel,
+)
 
 log = logging.getLogger("pdf2md")
 
