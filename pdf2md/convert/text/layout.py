@@ -34,6 +34,7 @@ class Line:
     size: float
     bold: bool
     mono: bool
+    font: str = ""
 
     @property
     def height(self) -> float:
@@ -119,6 +120,7 @@ def make_line(spans: list[Span]) -> Line:
         size=max(set(sizes), key=sizes.count),
         bold=sum(len(s.text) for s in spans if s.bold) > 0.6 * letters,
         mono=all(s.mono for s in spans),
+        font=spans[0].font if all(s.font == spans[0].font for s in spans) else "",
     )
 
 

@@ -22,6 +22,8 @@ MAX_HEADING_LINES = 3
 _BULLET = re.compile(r"^([•●▪◦○■□►▸‣⁃∙·*–\x80-\x9f\uf000-\uf0ff-])\s*")  # symbol-font bullets
 _NUMBERED = re.compile(r"^(\(?(\d{1,3}|[a-z]|[ivx]{1,4})[.)])\s+", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?:;]['\")\]]?$")
+_EMPHATIC_FONT = re.compile(r"bold|black|heavy|semibold|demi|medium|italic|oblique", re.IGNORECASE)
+"""A face that sets a line apart from body text: a heading at body size is often only this."""
 
 
 @dataclass
@@ -31,21 +33,30 @@ class DocStyle:
     body_size: float = 10.0
     heading_sizes: list[float] = field(default_factory=list)
     mostly_mono: bool = False
+    body_font: str = ""
 
     @classmethod
     def from_lines(cls, lines: Iterable[Line]) -> DocStyle:
         sizes: Counter[float] = Counter()
+        fonts: Counter[str] = Counter()
         mono = chars = 0
         for line in lines:
             n = len(line.text)
             sizes[round(line.size * 2) / 2] += n
+            fonts[line.font] += n
             chars += n
             mono += n * line.mono
         if not sizes:
             return cls()
         body = sizes.most_common(1)[0][0]
         larger = sorted((s for s in sizes if s >= body * HEADING_RATIO), reverse=True)
-        return cls(body_size=body, heading_sizes=larger, mostly_mono=mono > 0.5 * chars)
+        return cls(body_size=body, heading_sizes=larger, mostly_mono=mono > 0.5 * chars,
+                   body_font=fonts.most_common(1)[0][0])
+
+    def emphatic(self, line: Line) -> bool:
+        """Bold, or set in another face than body text that is itself bold, italic or medium."""
+        return line.bold or (bool(line.font) and line.font != self.body_font and bool(_EMPHATIC_FONT.search(line.font))
+                             and not _EMPHATIC_FONT.search(self.body_font))
 
     def heading_level(self, size: float, bold: bool) -> int:
         """1.. for headings by size rank (at most 3 levels from size), then bold body text; 0 otherwise."""
@@ -95,6 +106,8 @@ def _continues(block: Block, line: Line) -> bool:
         return False
     if prev.mono != line.mono or prev.bold != line.bold or abs(prev.size - line.size) > 0.1 * max(prev.size, line.size):
         return False
+    if prev.font and line.font and prev.font != line.font and len(block.lines) == 1:
+        return False  # a one-line block in its own face (an italic run-in heading) ends where the face changes
     if prev.mono:
         return True
     if _list_marker(line.text):
@@ -118,7 +131,7 @@ def _render_block(block: Block, style: DocStyle) -> str:
         return _code(lines)
     text = join_lines([ln.text for ln in lines])
     marker = _list_marker(text)
-    level = _heading_level(lines, text, style) if not marker else 0
+    level = _heading_level(lines, text, style) if not marker or _numbered_heading(lines, text, style) else 0
     if level:
         return "#" * level + " " + text
     if marker:
@@ -130,11 +143,17 @@ def _render_block(block: Block, style: DocStyle) -> str:
     return text
 
 
+def _numbered_heading(lines: list[Line], text: str, style: DocStyle) -> bool:
+    """'1. Introduction' or '(2) Scope' on a line of its own in an emphatic face: a heading, not a list item."""
+    return (len(lines) == 1 and not _BULLET.match(text) and style.emphatic(lines[0])
+            and not _SENTENCE_END.search(text) and len(text) <= MAX_HEADING_CHARS // 2)
+
+
 def _heading_level(lines: list[Line], text: str, style: DocStyle) -> int:
     if len(lines) > MAX_HEADING_LINES or len(text) > MAX_HEADING_CHARS or sum(ch.isalpha() for ch in text) < 2:
         return 0
     size = max(ln.size for ln in lines)
-    bold = all(ln.bold for ln in lines)
+    bold = all(style.emphatic(ln) for ln in lines)
     if not bold and size < style.body_size * HEADING_RATIO:
         return 0
     if bold and size < style.body_size * HEADING_RATIO and (text.endswith(".") or len(text) > 100):

@@ -44,6 +44,7 @@ class Span:
     invisible: bool
     orient: int  # quarter turns of the text as pdfium measures them (clockwise)
     spaced: bool = False  # a space of the PDF's own (not one pdfium generated) comes before it
+    font: str = ""  # base font name without a subset prefix: tells headings set in another face
 
     @property
     def height(self) -> float:
@@ -59,6 +60,7 @@ class FontFacts:
     mono: bool
     invisible: bool
     orient: int
+    name: str = ""
 
 
 Rect = tuple[float, float, float, float]
@@ -211,7 +213,7 @@ def _make_span(text: str, a: tuple[float, float, float, float], b: tuple[float, 
                font: FontFacts) -> Span:
     x0, y0, x1, y1 = _to_frame(min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]), font.orient)
     size = font.size if font.size >= MIN_FONT_SIZE else y1 - y0  # text scaled by its matrix reports size 1
-    return Span(text, x0, y0, x1, y1, size, font.bold, font.mono, font.invisible, font.orient)
+    return Span(text, x0, y0, x1, y1, size, font.bold, font.mono, font.invisible, font.orient, font=font.name)
 
 
 def _quarter_turns(angle: float) -> int:
@@ -257,7 +259,7 @@ def _read_font_facts(textpage: raw.FPDF_TEXTPAGE, index: int, obj: raw.FPDF_PAGE
     flags = raw.FPDFFont_GetFlags(font)
     bold = weight >= 600 or bool(_BOLD_NAME.search(name))
     mono = bool(flags & _FIXED_PITCH_FLAG) or bool(_MONO_NAME.search(name))
-    return FontFacts(size, bold, mono, invisible, orient)
+    return FontFacts(size, bold, mono, invisible, orient, name.split("+", 1)[-1])
 
 
 def _font_name(font: raw.FPDF_FONT) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import statistics
 from dataclasses import dataclass
 
 from pdf2md.convert.text.layout import Line, Row
@@ -16,6 +17,8 @@ PROSE_LINE_WORDS = 8
 """A fragment with this many words is a line of running text; it ends any table run."""
 PROSE_WORDS = 4.5
 """Two or more 'columns' whose fragments average this many words are columns of text, not a table."""
+PROSE_EMS = 15.0
+"""...or this many line heights of width: scripts written without spaces between words (CJK) have few 'words'."""
 
 
 @dataclass(slots=True)
@@ -120,11 +123,14 @@ def _column_slots(run: list[Row]) -> list[tuple[float, float]]:
 
 def _looks_like_prose(run: list[Row], slots: list[tuple[float, float]]) -> bool:
     words: list[list[int]] = [[] for _ in slots]
+    ems: list[list[float]] = [[] for _ in slots]
     for row in run:
         for line in row.lines:
             slot = max(range(len(slots)), key=lambda i: min(slots[i][1], line.x1) - max(slots[i][0], line.x0))
             words[slot].append(line.text.count(" ") + 1)
-    wordy = sum(1 for counts in words if counts and sum(counts) / len(counts) >= PROSE_WORDS)
+            ems[slot].append((line.x1 - line.x0) / max(line.height, 1.0))
+    wordy = sum(1 for counts, widths in zip(words, ems)
+                if counts and (sum(counts) / len(counts) >= PROSE_WORDS or statistics.median(widths) >= PROSE_EMS))
     return wordy >= 2
 
 
