@@ -229,13 +229,14 @@ def _split_columns(boxes: list[Box], unit: float) -> list[list[Box]]:
     """Cut at vertical gutters no box crosses, when both sides are wide enough to be columns."""
     ordered = sorted(boxes, key=lambda b: b.x0)
     columns: list[list[Box]] = [[ordered[0]]]
-    right = ordered[0].x1
+    edge = ordered[0]  # the box reaching furthest right so far
     for box in ordered[1:]:
-        if box.x0 - right > 0.5 * unit:
+        if box.x0 - edge.x1 > 0.5 * max(unit, min(_box_height(box), _box_height(edge))):
             columns.append([box])
         else:
             columns[-1].append(box)
-        right = max(right, box.x1)
+        if box.x1 > edge.x1:
+            edge = box
     if len(columns) == 1:
         return columns
     merged: list[list[Box]] = [columns[0]]
@@ -245,6 +246,11 @@ def _split_columns(boxes: list[Box], unit: float) -> list[list[Box]]:
         else:
             merged.append(column)
     return merged
+
+
+def _box_height(box: Box) -> float:
+    """A line's height; a table (many lines) counts as no taller than the page's text."""
+    return box.y1 - box.y0 if isinstance(box.item, Line) else 0.0
 
 
 def _width(boxes: list[Box]) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pdf2md.convert.text.layout import Line
 from pdf2md.convert.text.tables import Table
@@ -13,15 +13,27 @@ from pdf2md.convert.text.tables import Table
 LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"})
 SOFT_HYPHENS = ("\x02", "\ufffe")  # pdfium's marks for a hyphen it judged to be a line-end hyphenation
 PARAGRAPH_GAP = 0.45
-"""A vertical gap larger than this many line heights starts a new block."""
+"""A vertical gap larger than this many line heights starts a new block, unless the text's own line
+spacing is wider (then a gap must exceed that spacing by LEADING_SLACK)."""
+LEADING_SLACK = 0.15
+MAX_LEADING = 1.0
+"""Line spacing measured wider than this many line heights is paragraph spacing, not leading."""
+MIN_LEADING_SAMPLES = 3
 HEADING_RATIO = 1.15
 """A block this much larger than the body text is a heading."""
+BOLD_HEADING_RATIO = 0.95
+"""A bold block at least this share of the body size can be a heading."""
+MIN_PAGE_CHARS = 300
+"""A page with this much text has a body size of its own (a brochure page set smaller than the rest)."""
 MAX_HEADING_CHARS = 150
 MAX_HEADING_LINES = 3
 
-_BULLET = re.compile(r"^([•●▪◦○■□►▸‣⁃∙·*–\x80-\x9f\uf000-\uf0ff-])\s*")  # symbol-font bullets
+_BULLET = re.compile(r"^([•●▪◦○■□►▸‣⁃∙·\x80-\x9f\uf000-\uf0ff]\s*|[*–-]\s+)")  # symbol-font bullets
+"""A bullet glyph, or a dash or asterisk before a space ('-5 °C', '-2-5 Scope' are not list items)."""
 _NUMBERED = re.compile(r"^(\(?(\d{1,3}|[a-z]|[ivx]{1,4})[.)])\s+", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?:;]['\")\]]?$")
+_CAPTION = re.compile(r"^(fig(ure)?|tab(le)?|example|listing|exhibit|chart|scheme)\.?\s*[A-Z]?\d+([-.:]\d+)*\b", re.I)
+"""'Figure 1-2 ...', 'Table 3.1: ...': a caption in bold is not a heading."""
 _EMPHATIC_FONT = re.compile(r"bold|black|heavy|semibold|demi|medium|italic|oblique", re.IGNORECASE)
 """A face that sets a line apart from body text: a heading at body size is often only this."""
 
@@ -34,13 +46,22 @@ class DocStyle:
     heading_sizes: list[float] = field(default_factory=list)
     mostly_mono: bool = False
     body_font: str = ""
+    leading: dict[float, float] = field(default_factory=dict)
+    """Usual gap between the lines of a paragraph, in line heights, by rounded font size."""
+    page_body: float = 0.0
+    """The current page's own body size where it is smaller than the document's (0: none)."""
 
     @classmethod
     def from_lines(cls, lines: Iterable[Line]) -> DocStyle:
         sizes: Counter[float] = Counter()
         fonts: Counter[str] = Counter()
+        gaps: dict[float, Counter[float]] = {}
         mono = chars = 0
+        prev: Line | None = None
         for line in lines:
+            if prev is not None:
+                _count_gap(gaps, prev, line)
+            prev = line
             n = len(line.text)
             sizes[round(line.size * 2) / 2] += n
             fonts[line.font] += n
@@ -51,21 +72,71 @@ class DocStyle:
         body = sizes.most_common(1)[0][0]
         larger = sorted((s for s in sizes if s >= body * HEADING_RATIO), reverse=True)
         return cls(body_size=body, heading_sizes=larger, mostly_mono=mono > 0.5 * chars,
-                   body_font=fonts.most_common(1)[0][0])
+                   body_font=fonts.most_common(1)[0][0], leading=_usual_gaps(gaps))
+
+    def on_page(self, lines: Sequence[Line]) -> DocStyle:
+        """This style with the page's own line spacing and body size where the page has enough text to tell."""
+        gaps: dict[float, Counter[float]] = {}
+        sizes: Counter[float] = Counter()
+        for prev, line in zip(lines, lines[1:]):
+            _count_gap(gaps, prev, line)
+        for line in lines:
+            sizes[round(line.size, 1)] += len(line.text)
+        page = _usual_gaps(gaps)
+        body = sizes.most_common(1)[0][0] if sum(sizes.values()) >= MIN_PAGE_CHARS else 0.0
+        return replace(self, leading={**self.leading, **page}, page_body=body if body < self.body_size else 0.0)
+
+    def paragraph_gap(self, size: float) -> float:
+        """The gap, in line heights, beyond which the next line starts a new block."""
+        leading = self.leading.get(round(size * 2) / 2, 0.0)
+        return max(PARAGRAPH_GAP, leading + LEADING_SLACK)
 
     def emphatic(self, line: Line) -> bool:
         """Bold, or set in another face than body text that is itself bold, italic or medium."""
         return line.bold or (bool(line.font) and line.font != self.body_font and bool(_EMPHATIC_FONT.search(line.font))
                              and not _EMPHATIC_FONT.search(self.body_font))
 
+    @property
+    def base_size(self) -> float:
+        """The body size headings stand out from: the page's own where it is smaller."""
+        return self.page_body or self.body_size
+
     def heading_level(self, size: float, bold: bool) -> int:
-        """1.. for headings by size rank (at most 3 levels from size), then bold body text; 0 otherwise."""
+        """1.. for headings by size rank (at most 3 levels from size), then text larger than the page's
+        body or bold; 0 otherwise."""
         rounded = round(size * 2) / 2
-        if rounded >= self.body_size * HEADING_RATIO and rounded in self.heading_sizes:
+        if rounded in self.heading_sizes:
             return min(self.heading_sizes.index(rounded) + 1, 3)
-        if bold and rounded >= self.body_size * 0.95:
-            return min(len([s for s in self.heading_sizes if s > rounded]) + 1, 4)
+        below = min(len([s for s in self.heading_sizes if s > rounded]) + 1, 4)
+        if rounded > self.body_size and rounded >= self.base_size * HEADING_RATIO:
+            return below
+        if bold and size >= self.base_size * BOLD_HEADING_RATIO:
+            return below
         return 0
+
+
+def _count_gap(gaps: dict[float, Counter[float]], prev: Line, line: Line) -> None:
+    """Count the gap between two lines if they look like consecutive lines of one paragraph: same size
+    and face, one under the other, the upper one long and reaching as far right (a wrapped line)."""
+    size = round(prev.size * 2) / 2
+    height = min(prev.height, line.height)
+    if (height <= 0 or size != round(line.size * 2) / 2 or prev.font != line.font or prev.bold != line.bold
+            or prev.x1 < line.x1 - 0.5 * height or prev.x1 - prev.x0 < 8 * height
+            or min(prev.x1, line.x1) <= max(prev.x0, line.x0)):
+        return
+    gap = (prev.y0 - line.y1) / height
+    if 0 <= gap <= MAX_LEADING:
+        gaps.setdefault(size, Counter())[round(gap * 20) / 20] += 1
+
+
+def _usual_gaps(gaps: dict[float, Counter[float]]) -> dict[float, float]:
+    """The most common gap per size, where it was seen often enough to trust."""
+    out = {}
+    for size, counts in gaps.items():
+        gap, n = counts.most_common(1)[0]
+        if n >= MIN_LEADING_SAMPLES:
+            out[size] = gap
+    return out
 
 
 @dataclass
@@ -76,31 +147,32 @@ class Block:
 def render_page(items: Sequence[Line | Table], style: DocStyle) -> str:
     """A page's items, already in reading order, as Markdown blocks separated by blank lines."""
     out: list[str] = []
-    for block in _blocks(items):
+    style = style.on_page([item for item in items if isinstance(item, Line)])
+    for block in _blocks(items, style):
         text = block.markdown() if isinstance(block, Table) else _render_block(block, style)
         if text.strip():
             out.append(text)
     return "\n\n".join(out)
 
 
-def _blocks(items: Sequence[Line | Table]) -> list[Block | Table]:
+def _blocks(items: Sequence[Line | Table], style: DocStyle) -> list[Block | Table]:
     blocks: list[Block | Table] = []
     for item in items:
         if isinstance(item, Table):
             blocks.append(item)
-        elif blocks and isinstance(blocks[-1], Block) and _continues(blocks[-1], item):
+        elif blocks and isinstance(blocks[-1], Block) and _continues(blocks[-1], item, style):
             blocks[-1].lines.append(item)
         else:
             blocks.append(Block([item]))
     return blocks
 
 
-def _continues(block: Block, line: Line) -> bool:
+def _continues(block: Block, line: Line, style: DocStyle) -> bool:
     """Whether a line carries on the block above it rather than starting a new one."""
     prev = block.lines[-1]
     height = min(prev.height, line.height)
     gap = prev.y0 - line.y1
-    if gap > PARAGRAPH_GAP * height or gap < -0.5 * height:
+    if gap > style.paragraph_gap(line.size) * height or gap < -0.5 * height:
         return False
     if min(prev.x1, line.x1) <= max(prev.x0, line.x0):
         return False
@@ -115,10 +187,19 @@ def _continues(block: Block, line: Line) -> bool:
     first = block.lines[0]
     if _list_marker(first.text):
         return line.x0 > first.x0 + 0.3 * height
-    if line.x0 > prev.x0 + 1.0 * height and len(block.lines) > 1:
-        return False
     right = max(ln.x1 for ln in block.lines)
+    if len(block.lines) > 1 and _indented(line, prev, right, height):
+        return False
     return not (_SENTENCE_END.search(prev.text) and prev.x1 < max(right, line.x1) - 3 * height)
+
+
+def _indented(line: Line, prev: Line, right: float, height: float) -> bool:
+    """A first-line indent under the block's wrapped lines: a new paragraph even without a gap (a small
+    indent only counts after a line that ends a sentence or stops short)."""
+    indent = line.x0 - prev.x0
+    if indent > 1.0 * height:
+        return True
+    return indent > 0.5 * height and (bool(_SENTENCE_END.search(prev.text)) or prev.x1 < right - height)
 
 
 def _list_marker(text: str) -> re.Match[str] | None:
@@ -139,7 +220,7 @@ def _render_block(block: Block, style: DocStyle) -> str:
         if _BULLET.match(text):
             return "- " + rest
         label = marker.group(1)
-        return f"{label[:-1]}. {rest}" if label[:-1].isdigit() and not label.startswith("(") else f"- {label} {rest}"
+        return f"{label} {rest}" if label[:-1].isdigit() and not label.startswith("(") else f"- {label} {rest}"
     return text
 
 
@@ -154,9 +235,10 @@ def _heading_level(lines: list[Line], text: str, style: DocStyle) -> int:
         return 0
     size = max(ln.size for ln in lines)
     bold = all(style.emphatic(ln) for ln in lines)
-    if not bold and size < style.body_size * HEADING_RATIO:
+    if not bold and size < style.base_size * HEADING_RATIO:
         return 0
-    if bold and size < style.body_size * HEADING_RATIO and (text.endswith(".") or len(text) > 100):
+    if bold and size < style.base_size * HEADING_RATIO and (text.endswith(".") or len(text) > 100
+                                                             or _CAPTION.match(text)):
         return 0
     return style.heading_level(size, bold)
 

@@ -117,14 +117,18 @@ def _rules(page: pdfium.PdfPage) -> list[Rect]:
 
 
 def _page_text(textpage: raw.FPDF_TEXTPAGE) -> str:
-    """All characters in one call; per-character reads only where pdfium's text and char lists differ."""
+    """All characters in one call; per-character reads only where pdfium's text and char lists differ.
+
+    GetText can leave characters out (it wrote fewer than asked: every later index would be off by
+    one, words cut across lines), and a surrogate pair is two units for one character.
+    """
     n = raw.FPDFText_CountChars(textpage)
     if n <= 0:
         return ""
     buffer = (ctypes.c_ushort * (n + 1))()
-    raw.FPDFText_GetText(textpage, 0, n, buffer)
+    written = raw.FPDFText_GetText(textpage, 0, n, buffer)
     text = bytes(buffer)[: 2 * n].decode("utf-16-le", errors="replace")
-    if len(text) == n and not any(0xD800 <= u <= 0xDFFF for u in buffer[:n]):
+    if written == n + 1 and len(text) == n and not any(0xD800 <= u <= 0xDFFF for u in buffer[:n]):
         return text
     return "".join(map(_safe_chr, (raw.FPDFText_GetUnicode(textpage, i) for i in range(n))))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import statistics
 from dataclasses import dataclass
 
 from pdf2md.convert.text.layout import Line, Row
@@ -130,8 +129,14 @@ def _looks_like_prose(run: list[Row], slots: list[tuple[float, float]]) -> bool:
             words[slot].append(line.text.count(" ") + 1)
             ems[slot].append((line.x1 - line.x0) / max(line.height, 1.0))
     wordy = sum(1 for counts, widths in zip(words, ems)
-                if counts and (sum(counts) / len(counts) >= PROSE_WORDS or statistics.median(widths) >= PROSE_EMS))
+                if counts and (sum(counts) / len(counts) >= PROSE_WORDS or _upper_quartile(widths) >= PROSE_EMS))
     return wordy >= 2
+
+
+def _upper_quartile(values: list[float]) -> float:
+    """Most of a text column's lines run its full width; a heading or a number in it must not hide that."""
+    ordered = sorted(values)
+    return ordered[(3 * len(ordered)) // 4]
 
 
 def _place_rows(run: list[Row], slots: list[tuple[float, float]]) -> list[tuple[list[str], list[int]]]:
