@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov lives in its own venv: its pins would downgrade boto3/botocore under Airflow's provider.
+CHECKOV := .venv-checkov/bin/checkov
 
 .PHONY: demo test bench bench-gpu install clean lock
 
@@ -20,11 +22,18 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python -m pdf2md.demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+test: $(STAMP) $(CHECKOV)
+	CHECKOV_BIN=$(CHECKOV) $(BIN)/python -m pytest -q
+
+$(CHECKOV): constraints-checkov.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet -c constraints-checkov.txt checkov==3.3.30
+	touch $@
 
 bench: $(STAMP)
 	$(BIN)/python bench/text_quality.py
+	$(BIN)/python bench/nasty.py
+	$(BIN)/python bench/scale.py
 
 bench-gpu: $(STAMP)
 	$(BIN)/python bench/dolphin_gpu.py --tiny
@@ -34,4 +43,4 @@ lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^pdf2md' > constraints.txt
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) .venv-checkov demo-output .pytest_cache

@@ -13,6 +13,7 @@ import signal
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -46,6 +47,8 @@ EXIT_DONE = 0
 EXIT_SHARD_FAULT = 1
 EXIT_INTERRUPTED = 143
 PROGRESS_EVERY_S = 10.0
+WRITE_ID_META = "write-id"
+"""x-amz-meta-write-id: a random token per Markdown PUT (see _publish)."""
 
 
 @dataclass
@@ -241,18 +244,25 @@ def _publish(s3: Any, settings: JobSettings, state: ShardState, entry: ManifestE
         routes=[r.to_dict() for r in conversion.routes],
     )
     body = conversion.markdown.encode()
-    put = dict(metadata=meta.to_s3_metadata(), content_type="text/markdown; charset=utf-8")
+    # A token for this one write: when botocore retries a PUT whose response was lost, the retry meets
+    # 412 and the HEAD below finds this token, i.e. our own write, not another attempt's.
+    write_id = uuid.uuid4().hex
+    put = dict(metadata={**meta.to_s3_metadata(), WRITE_ID_META: write_id}, content_type="text/markdown; charset=utf-8")
     try:
         won = s3io.put_conditional(s3, output.bucket, key, body, if_match=existing.etag if existing else None, **put)
         if not won:
             current = s3io.head(s3, output.bucket, key)
-            if current and normalize_etag(current.get("Metadata", {}).get("source-etag", "")) == normalize_etag(entry.etag):
+            if current and current.get("Metadata", {}).get(WRITE_ID_META) == write_id:
+                log.info("%s: written (a retried PUT whose first response was lost)", entry.key)
+                won = True
+            elif current and normalize_etag(current.get("Metadata", {}).get("source-etag", "")) == normalize_etag(entry.etag):
                 log.info("%s: another attempt wrote it first", entry.key)
                 state.skipped += 1
                 return
-            won = s3io.put_conditional(
-                s3, output.bucket, key, body, if_match=normalize_etag(current["ETag"]) if current else None, **put
-            )
+            else:
+                won = s3io.put_conditional(
+                    s3, output.bucket, key, body, if_match=normalize_etag(current["ETag"]) if current else None, **put
+                )
     except (ClientError, BotoCoreError) as exc:
         state.fail(entry, "s3-error", f"writing the Markdown: {exc}")
         return

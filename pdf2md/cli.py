@@ -151,7 +151,7 @@ def _collect(paths: Sequence[str]) -> Iterator[Job]:
         elif path.is_file():
             if path.suffix.lower() != ".pdf" and not _has_pdf_header(path):
                 raise UsageError(f"not a PDF: {raw}")
-            yield Job(str(path), markdown_rel(path.name), local=path)
+            yield Job(str(path), markdown_rel(safe_rel(path.name)), local=path)
         else:
             raise UsageError(f"no such file or folder: {raw}")
 

@@ -7,6 +7,7 @@ definition and the DAG read the same names (a test checks it).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import re
@@ -357,6 +358,7 @@ ERROR_CLASSES: dict[str, ErrorClass] = {
         ErrorClass("timeout", False, "conversion ran past the per-PDF time limit"),
         ErrorClass("resource-limit", False, "conversion ran past the per-PDF memory limit"),
         ErrorClass("conversion-error", False, "the converter failed on this PDF"),
+        ErrorClass("key-collision", False, "another PDF's key maps to the same output (e.g. a.pdf and a.PDF)"),
         ErrorClass("interrupted", True, "the shard was stopped (Spot reclaim) before this PDF finished"),
         ErrorClass("s3-error", True, "S3 kept failing for this PDF after botocore's retries"),
         ErrorClass("backend-unavailable", True, "the model backend could not start on this host"),
@@ -404,12 +406,47 @@ def normalize_etag(etag: str) -> str:
     return _ETAG_SAFE.sub("", etag.strip().strip('"'))
 
 
+MAX_NAME_BYTES = 200
+"""Longest path component safe_rel keeps: local file systems stop at 255 bytes, and the CLI writes
+'.<name>.md.XXXXXXXX.tmp' beside each output."""
+MAX_REL_BYTES = 900
+"""Longest relative path safe_rel keeps: S3 keys stop at 1,024 bytes, output prefix included."""
+
+
 def safe_rel(rel: str) -> str:
-    """A relative key that cannot escape its prefix or a local folder ('..', '/', '\\0' removed)."""
+    """A relative key that cannot escape its prefix or a local folder ('..', '/', '\\0' removed).
+
+    Over-long names are shortened, keeping a digest of the original so that distinct keys stay
+    distinct: a component to MAX_NAME_BYTES, and a path over MAX_REL_BYTES to one digest folder and its
+    file name. Idempotent: safe_rel(safe_rel(k)) == safe_rel(k).
+    """
     parts = [p for p in rel.replace("\\", "/").replace("\x00", "").split("/") if p not in ("", ".", "..")]
     if not parts:
         raise ValueError(f"key {rel!r} has no usable name")
+    parts = [_shorten(p, MAX_NAME_BYTES) for p in parts]
+    if len(_utf8("/".join(parts))) > MAX_REL_BYTES:
+        parts = ["~" + _digest("/".join(parts[:-1])), parts[-1]]
     return "/".join(parts)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")  # local names may carry surrogate escapes
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(_utf8(text)).hexdigest()[:16]
+
+
+def _shorten(name: str, limit: int) -> str:
+    """`name` if it fits in `limit` UTF-8 bytes, else its head + '~' + a digest (+ its short extension)."""
+    if len(_utf8(name)) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext) > 8 or "~" in ext:
+        stem, ext = name, ""
+    suffix = "~" + _digest(name) + (f".{ext}" if ext else "")
+    head = _utf8(stem)[: limit - len(_utf8(suffix))].decode("utf-8", "ignore")
+    return head + suffix
 
 
 def relative_key(key: str, input_prefix: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from pdf2md import s3 as s3io
 from pdf2md.contracts import (
     FAILED_DIR,
+    FailureRecord,
     ManifestEntry,
     RunLayout,
     S3Uri,
@@ -32,6 +33,7 @@ class Plan:
     listed: int
     skipped: int
     known_failures: int
+    collisions: int
     entries: int
     bytes: int
     array_size: int
@@ -84,6 +86,35 @@ def pending(entries: Iterable[ManifestEntry], index: OutputIndex, retry_failed: 
     return todo, skipped, known_failures
 
 
+def drop_collisions(entries: Iterable[ManifestEntry]) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
+    """Two keys that map to one output (a.pdf, a.PDF, a//b.pdf) would overwrite each other: the first
+    in key order keeps the output, the others are refused."""
+    owner: dict[str, str] = {}
+    kept: list[ManifestEntry] = []
+    refused: list[ManifestEntry] = []
+    for entry in sorted(entries, key=lambda e: e.key):
+        md = markdown_rel(entry.rel)
+        if owner.setdefault(md, entry.key) == entry.key:
+            kept.append(entry)
+        else:
+            log.warning("refusing %s: its output %s belongs to %s", entry.key, md, owner[md])
+            refused.append(entry)
+    return kept, refused
+
+
+def record_collisions(s3: Any, layout: RunLayout, refused: list[ManifestEntry], run_id: str) -> None:
+    """Refused keys become permanent failure records of round 0, so the report names them."""
+    if not refused:
+        return
+    records = [
+        FailureRecord(key=e.key, rel=e.rel, bucket=e.bucket, etag=e.etag, size=e.size, mtime=e.mtime,
+                      error_class="key-collision", message="another PDF's key maps to the same Markdown output",
+                      retryable=False, attempt=e.attempt, shard=-1, round=0, run_id=run_id)
+        for e in refused
+    ]
+    s3io.write_jsonl(s3, layout.run.bucket, layout.failures_prefix(0) + "planner.jsonl", records)
+
+
 def deal(entries: list[ManifestEntry], array_size: int) -> list[ManifestEntry]:
     """Order entries so that child i (index % size == i) gets a fair share of the bytes.
 
@@ -100,25 +131,30 @@ def deal(entries: list[ManifestEntry], array_size: int) -> list[ManifestEntry]:
 
 def plan_round(
     s3: Any, layout: RunLayout, input_uri: str, output_uri: str, requested_array_size: int, retry_failed: bool = False,
+    run_id: str = "",
 ) -> Plan:
     """List, exclude converted and known failures, deal, write the manifest: round 0's planning."""
     source, output = S3Uri.parse(input_uri), S3Uri.parse(output_uri)
     listed = list(list_pdfs(s3, source))
-    todo, skipped, known = pending(listed, output_index(s3, output), retry_failed)
+    unique, refused = drop_collisions(listed)
+    record_collisions(s3, layout, refused, run_id)
+    todo, skipped, known = pending(unique, output_index(s3, output), retry_failed)
     if known:
         log.info("%d PDF(s) skipped: they failed for good before and have not changed (retry_failed re-tries them)", known)
-    return write_manifest(s3, layout, todo, requested_array_size, 0, listed=len(listed), skipped=skipped, known_failures=known)
+    return write_manifest(s3, layout, todo, requested_array_size, 0, listed=len(listed), skipped=skipped,
+                          known_failures=known, collisions=len(refused))
 
 
 def write_manifest(
     s3: Any, layout: RunLayout, todo: list[ManifestEntry], requested_array_size: int, rnd: int,
-    listed: int | None = None, skipped: int = 0, known_failures: int = 0,
+    listed: int | None = None, skipped: int = 0, known_failures: int = 0, collisions: int = 0,
 ) -> Plan:
     size = effective_array_size(len(todo), requested_array_size)
     key = layout.manifest_key(rnd)
     count = s3io.write_jsonl(s3, layout.run.bucket, key, deal(todo, size))
     log.info("round %d: %d PDF(s) to convert in %d shard(s), %d already converted", rnd, count, size, skipped)
     return Plan(
-        manifest_uri=layout.uri(key), round=rnd, listed=len(todo) + skipped + known_failures if listed is None else listed,
-        skipped=skipped, known_failures=known_failures, entries=count, bytes=sum(e.size for e in todo), array_size=size,
+        manifest_uri=layout.uri(key), round=rnd,
+        listed=len(todo) + skipped + known_failures + collisions if listed is None else listed,
+        skipped=skipped, known_failures=known_failures, collisions=collisions, entries=count, bytes=sum(e.size for e in todo), array_size=size,
     )

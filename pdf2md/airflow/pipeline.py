@@ -23,7 +23,7 @@ from pdf2md.airflow.params import MAX_RERUN_ROUNDS, RunConfig
 from pdf2md.budget import Price, estimate, estimate_pages, spend, spot_price
 from pdf2md.contracts import JobSettings, RunLayout, RunReport, S3Uri, safe_run_id
 from pdf2md.events import entries_from_messages
-from pdf2md.plan import Plan, plan_round, write_manifest
+from pdf2md.plan import Plan, drop_collisions, plan_round, record_collisions, write_manifest
 from pdf2md.reduce import RoundSummary, failures_of_run, reduce_round, summary_key
 from pdf2md.s3 import RETRY_CONFIG
 
@@ -81,7 +81,7 @@ def plan() -> dict[str, Any]:
     run = config.to_dict()
     started = time.time()
     result = plan_round(aws(config.aws_conn_id, "s3"), layout_of(run), config.input_uri, config.output_uri,
-                        config.array_size, retry_failed=config.retry_failed)
+                        config.array_size, retry_failed=config.retry_failed, run_id=config.run_id)
     return _with_plan(run, result, started)
 
 
@@ -99,15 +99,17 @@ def collect_events() -> dict[str, Any]:
         for event in events:
             messages.extend((event.extra or {}).get("payload", {}).get("message_batch", []))
     started = time.time()
-    entries = entries_from_messages(messages, S3Uri.parse(config.input_uri))
+    entries, refused = drop_collisions(entries_from_messages(messages, S3Uri.parse(config.input_uri)))
     log.info("%d message(s) → %d new PDF(s)", len(messages), len(entries))
-    result = write_manifest(aws(config.aws_conn_id, "s3"), layout_of(run), entries, config.array_size, 0)
+    s3 = aws(config.aws_conn_id, "s3")
+    record_collisions(s3, layout_of(run), refused, config.run_id)
+    result = write_manifest(s3, layout_of(run), entries, config.array_size, 0, collisions=len(refused))
     return _with_plan(run, result, started)
 
 
 def _with_plan(run: dict[str, Any], result: Plan, started: float) -> dict[str, Any]:
     return {**run, "started_at": started, "listed": result.listed, "skipped": result.skipped,
-            "known_failures": result.known_failures,
+            "known_failures": result.known_failures, "collisions": result.collisions,
             "planned": result.entries, "bytes": result.bytes, "manifest_uri": result.manifest_uri,
             "planned_array_size": result.array_size}
 
@@ -197,6 +199,8 @@ def build_report(run: dict[str, Any], summaries: list[RoundSummary], instance_se
     for s in summaries:
         for cls, n in s.permanent_by_class.items():
             by_class[cls] = by_class.get(cls, 0) + n
+    if run.get("collisions"):
+        by_class["key-collision"] = run["collisions"]
     left = summaries[-1].retryable_by_class if summaries else {}
     for cls, n in left.items():
         by_class[cls] = by_class.get(cls, 0) + n

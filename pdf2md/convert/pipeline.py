@@ -55,13 +55,21 @@ def convert_pdf(path: Path, options: ConvertOptions = ConvertOptions()) -> Conve
     """Convert one PDF; raises ConversionError with an error class for anything it cannot do."""
     started = time.perf_counter()
     with open_pdf(path, options.passwords, options.max_pages) as doc:
-        n_pages = len(doc)
-        needs_text = options.backend in ("auto", "text")
-        layer = textlayer.extract(doc) if needs_text else None
-        decisions = [_route(options.backend, doc, i, layer.pages[i].stats if layer else None) for i in range(n_pages)]
-        model_pages = [i for i, (route, _) in enumerate(decisions) if route == "model"]
-        model_name = _model_backend_name(options.backend) if model_pages else ""
-        model_out = _run_model(model_name, doc, model_pages) if model_pages else {}
+        try:
+            return _convert_open(doc, options, started)
+        except pdfium.PdfiumError as exc:
+            raise ConversionError("corrupt", f"pdfium cannot read a page: {exc}") from None
+
+
+def _convert_open(doc: pdfium.PdfDocument, options: ConvertOptions, started: float) -> Conversion:
+    """The conversion of an open document (pdfium errors inside are the caller's to translate)."""
+    n_pages = len(doc)
+    needs_text = options.backend in ("auto", "text")
+    layer = textlayer.extract(doc) if needs_text else None
+    decisions = [_route(options.backend, doc, i, layer.pages[i].stats if layer else None) for i in range(n_pages)]
+    model_pages = [i for i, (route, _) in enumerate(decisions) if route == "model"]
+    model_name = _model_backend_name(options.backend) if model_pages else ""
+    model_out = _run_model(model_name, doc, model_pages) if model_pages else {}
     routes: list[PageRoute] = []
     chunks: list[str] = []
     for i, (route, reason) in enumerate(decisions):

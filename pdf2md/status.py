@@ -1,0 +1,431 @@
+"""What a pdf2md run is doing, told from what the run writes to S3 and from the Batch API alone.
+
+One function, `run_status`, assembles the facts; the status page (pdf2md/ui, mounted into Airflow by
+plugins/pdf2md_plugin.py) serves them as JSON and `pdf2md status` prints them. Neither reads Airflow's
+database for facts, so the CLI works anywhere with S3 and Batch access, and both always agree.
+
+S3 keeps only each shard's latest progress record, so the throughput curve is reconstructed: every
+shard's work is spread evenly between its start and its last update. The spend curve is exact: it is
+the children's Batch attempt intervals × the price, the same sum the wait task budgets with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pdf2md import batch as batch_api
+from pdf2md import s3 as s3io
+from pdf2md.budget import DEFAULT_PRICE_PER_HOUR
+from pdf2md.contracts import (
+    DEFAULT_JOB_QUEUE,
+    DEFAULT_RUNS_PREFIX,
+    ERROR_CLASSES,
+    RunLayout,
+    RunReport,
+    S3Uri,
+    ShardProgress,
+    safe_run_id,
+)
+from pdf2md.reduce import RoundSummary, failures_of_run, summary_key
+
+log = logging.getLogger(__name__)
+
+MAX_SERIES_POINTS = 240
+"""Enough for a smooth curve on any screen; more points only cost bytes on every refresh."""
+KEYS_PER_CLASS = 50
+"""Offending keys listed per error class; the count is always complete."""
+_ROUND_DIR = re.compile(r"round-(\d{3,})/$")
+_JOB_ROUND = re.compile(r"-r(\d+)$")
+_FETCH_THREADS = 16
+
+
+# --- the facts --------------------------------------------------------------------------------
+
+
+def run_status(
+    s3: Any,
+    batch: Any,
+    runs_uri: str,
+    run_id: str,
+    *,
+    budget_usd: float | None = None,
+    price_per_hour_usd: float | None = None,
+    job_queue: str = DEFAULT_JOB_QUEUE,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Everything the page and the CLI show about one run, as plain JSON-able data.
+
+    The budget and price are known to S3 only once the report is written; callers that know them
+    earlier (the page reads them from the run's configuration) pass them in.
+    """
+    now = time.time() if now is None else now
+    layout = RunLayout.for_run(runs_uri, run_id)
+    report = s3io.get_json(s3, layout.run.bucket, layout.report_key, RunReport)
+    rounds = _round_numbers(s3, layout)
+    jobs = _run_jobs(batch, job_queue, run_id)
+    progress = _progress_records(s3, layout, rounds)
+    price, price_source = _price(price_per_hour_usd, report)
+    budget = budget_usd if budget_usd is not None else (report.budget_usd if report else None)
+    round_views = [_round_view(s3, layout, rnd, progress.get(rnd, []), jobs.get(rnd, [])) for rnd in rounds]
+    live = report is None and (any(s["state"] in ("running", "pending") for r in round_views for s in r["shards"])
+                               or any(j["status"] in batch_api.ACTIVE for js in jobs.values() for j in js))
+    return {
+        "run_id": safe_run_id(run_id),
+        "run_uri": str(layout.run),
+        "generated_at": now,
+        "live": live,
+        "state": report.status if report else ("running" if live else ("pending" if not rounds else "stopped")),
+        "message": report.message if report else "",
+        "totals": _totals(round_views),
+        "rounds": round_views,
+        "throughput": throughput_series([p for recs in progress.values() for p in recs], now if live else None),
+        "failures": _failures(s3, layout, len(rounds)),
+        "spend": _spend(jobs, price, price_source, budget, now),
+        "report": report.to_dict() if report else None,
+    }
+
+
+def latest_run_id(s3: Any, runs_uri: str) -> str | None:
+    """The run whose round-0 manifest was written last: `plan` writes it when a run starts."""
+    root = S3Uri.parse(runs_uri)
+    newest: tuple[float, str] | None = None
+    for run_prefix in _subfolders(s3, root.bucket, root.dir_prefix):
+        found = s3.list_objects_v2(Bucket=root.bucket, Prefix=run_prefix + "round-000/manifest.jsonl", MaxKeys=1)
+        for obj in found.get("Contents", ()):
+            stamp = obj["LastModified"].timestamp()
+            if newest is None or stamp > newest[0]:
+                newest = (stamp, run_prefix[len(root.dir_prefix):].rstrip("/"))
+    return newest[1] if newest else None
+
+
+def batch_job_name_prefix(run_id: str) -> str:
+    """Job names the submit tasks give this run's array jobs, minus the '-r<round>' suffix.
+
+    Mirrors pdf2md.airflow.pipeline.job_name (a test keeps them equal) without importing Airflow,
+    so the CLI runs where only boto3 is installed.
+    """
+    return f"pdf2md-{safe_run_id(run_id).replace('.', '-')}"[:120]
+
+
+# --- S3 ---------------------------------------------------------------------------------------
+
+
+def _subfolders(s3: Any, bucket: str, prefix: str) -> list[str]:
+    folders: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        folders.extend(p["Prefix"] for p in page.get("CommonPrefixes", ()))
+    return folders
+
+
+def _round_numbers(s3: Any, layout: RunLayout) -> list[int]:
+    found = (_ROUND_DIR.search(p) for p in _subfolders(s3, layout.run.bucket, layout.run.dir_prefix))
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def _progress_records(s3: Any, layout: RunLayout, rounds: Iterable[int]) -> dict[int, list[ShardProgress]]:
+    """Every shard's latest progress record, fetched in parallel (one GET per shard)."""
+    bucket = layout.run.bucket
+    keys = [(rnd, o.key) for rnd in rounds for o in s3io.iter_objects(s3, S3Uri(bucket, layout.progress_prefix(rnd)))]
+    with ThreadPoolExecutor(_FETCH_THREADS) as pool:
+        records = list(pool.map(lambda item: s3io.get_json(s3, bucket, item[1], ShardProgress), keys))
+    by_round: dict[int, list[ShardProgress]] = {}
+    for (rnd, _key), record in zip(keys, records, strict=True):
+        if record is not None:
+            by_round.setdefault(rnd, []).append(record)
+    return by_round
+
+
+def _failures(s3: Any, layout: RunLayout, rounds: int) -> dict[str, Any]:
+    """Failures still standing, by error class, with the offending keys (a key converted in a later
+    round no longer counts)."""
+    standing = failures_of_run(s3, layout, rounds, limit=sys.maxsize)
+    counts = Counter(f.error_class for f in standing)
+    classes = []
+    for name, count in counts.most_common():
+        known = ERROR_CLASSES.get(name)
+        keys = [f"s3://{f.bucket}/{f.key}" for f in standing if f.error_class == name]
+        messages = Counter(f.message for f in standing if f.error_class == name)
+        classes.append({"error_class": name, "count": count, "retryable": bool(known and known.retryable),
+                        "meaning": known.meaning if known else "", "keys": keys[:KEYS_PER_CLASS],
+                        "message": messages.most_common(1)[0][0]})
+    return {"total": len(standing), "by_class": classes}
+
+
+# --- rounds and shards ------------------------------------------------------------------------
+
+
+def _round_view(s3: Any, layout: RunLayout, rnd: int, records: list[ShardProgress], jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A round: its summary once reduced, its array job, and a row per shard (Batch children with no
+    progress record yet are `pending`)."""
+    summary = s3io.get_json(s3, layout.run.bucket, summary_key(layout, rnd), RoundSummary)
+    job = jobs[-1] if jobs else None
+    child_status = {int(c["index"]): c["status"] for c in (job or {}).get("child_list", [])}
+    shards = {r.shard: _shard_view(r, child_status.get(r.shard)) for r in records}
+    for index, status in child_status.items():
+        shards.setdefault(index, _pending_shard(index, status))
+    return {
+        "round": rnd,
+        "rerun": rnd > 0,
+        "reduced": summary is not None,
+        "summary": summary.to_dict() if summary else None,
+        "job": {k: v for k, v in job.items() if k != "child_list"} if job else None,
+        "shards": [shards[i] for i in sorted(shards)],
+    }
+
+
+def _shard_view(p: ShardProgress, batch_status: str | None) -> dict[str, Any]:
+    state = p.state
+    if state == "running" and batch_status in batch_api.TERMINAL:
+        state = "lost"  # the child ended without its final record (SIGKILL, OOM): reduce reruns its PDFs
+    done = p.converted + p.skipped + p.failed
+    rate = p.pages / p.seconds * 3600 if p.seconds > 0 else 0.0
+    return {"shard": p.shard, "attempt": p.attempt, "state": state, "batch_status": batch_status,
+            "assigned": p.assigned, "done": done, "converted": p.converted, "skipped": p.skipped, "failed": p.failed,
+            "pages": p.pages, "pages_assigned": p.pages_assigned or None, "seconds": p.seconds,
+            "updated_at": p.updated_at, "pages_per_hour": round(rate, 1)}
+
+
+def _pending_shard(index: int, batch_status: str) -> dict[str, Any]:
+    return {"shard": index, "attempt": 0, "state": "pending" if batch_status in batch_api.ACTIVE else "no-record",
+            "batch_status": batch_status, "assigned": None, "done": 0, "converted": 0, "skipped": 0, "failed": 0,
+            "pages": 0, "pages_assigned": None, "seconds": 0.0, "updated_at": None, "pages_per_hour": 0.0}
+
+
+def _totals(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Round 0's shards hold the run's PDFs; reruns redo some of them, so their counts are not added
+    to `assigned` but their conversions are."""
+    first = rounds[0]["shards"] if rounds else []
+    every = [s for r in rounds for s in r["shards"]]
+    return {
+        "assigned": sum(s["assigned"] or 0 for s in first),
+        "converted": sum(s["converted"] for s in every),
+        "skipped": sum(s["skipped"] for s in first),
+        "pages": sum(s["pages"] for s in every),
+        "shards": len(every),
+        "shards_by_state": dict(Counter(s["state"] for s in every)),
+        "rounds": len(rounds),
+    }
+
+
+# --- Batch and spend --------------------------------------------------------------------------
+
+
+def _run_jobs(batch: Any, job_queue: str, run_id: str) -> dict[int, list[dict[str, Any]]]:
+    """This run's array jobs by round (oldest first), each with its children described."""
+    prefix = batch_job_name_prefix(run_id)
+    found: dict[int, list[dict[str, Any]]] = {}
+    paginator = batch.get_paginator("list_jobs")
+    pages = paginator.paginate(jobQueue=job_queue, filters=[{"name": "JOB_NAME", "values": [f"{prefix}-r*"]}])
+    for summary in (j for page in pages for j in page["jobSummaryList"]):
+        match = _JOB_ROUND.search(summary["jobName"])
+        if ":" in summary["jobId"] or not match or not summary["jobName"].startswith(prefix):
+            continue
+        kids = batch_api.children(batch, summary["jobId"])
+        found.setdefault(int(match.group(1)), []).append({
+            "job_id": summary["jobId"], "name": summary["jobName"], "status": summary["status"],
+            "created_at": summary.get("createdAt", 0) / 1000, "children": len(kids),
+            "children_by_status": dict(Counter(k["status"] for k in kids)),
+            "instance_seconds": round(sum(batch_api.attempt_seconds(k) for k in kids), 3),
+            "child_list": [{"index": _child_index(k), "status": k["status"],
+                            "intervals": _attempt_intervals(k)} for k in kids],
+        })
+    for jobs in found.values():
+        jobs.sort(key=lambda j: j["created_at"])
+    return found
+
+
+def _child_index(job: dict[str, Any]) -> int:
+    """Array children are '<parent>:<index>' (describe_jobs' arrayProperties.index is not always there)."""
+    return int(job["jobId"].rsplit(":", 1)[1]) if ":" in job["jobId"] else 0
+
+
+def _attempt_intervals(job: dict[str, Any]) -> list[tuple[float, float | None]]:
+    """(start, stop) of each attempt in epoch seconds; stop is None for the attempt running now.
+    The same intervals batch.attempt_seconds adds up."""
+    spans: list[tuple[float, float | None]] = [
+        (a["startedAt"] / 1000, a["stoppedAt"] / 1000) for a in job.get("attempts") or ()
+        if a.get("startedAt") and a.get("stoppedAt") and a["stoppedAt"] >= a["startedAt"]]
+    if job.get("status") == "RUNNING" and job.get("startedAt"):
+        spans.append((job["startedAt"] / 1000, None))
+    return spans
+
+
+def _price(explicit: float | None, report: RunReport | None) -> tuple[float, str]:
+    if explicit:
+        return explicit, "run configuration"
+    if report and report.price_per_hour_usd:
+        return report.price_per_hour_usd, "run report"
+    return DEFAULT_PRICE_PER_HOUR, "fallback price (the run's own is not known yet)"
+
+
+def _spend(jobs: dict[int, list[dict[str, Any]]], price: float, source: str, budget: float | None, now: float) -> dict[str, Any]:
+    spans = [(start, stop if stop is not None else now) for js in jobs.values() for j in js
+             for child in j["child_list"] for start, stop in child["intervals"]]
+    t, seconds = cumulative_busy_seconds(spans)
+    spent_s = sum(j["instance_seconds"] for js in jobs.values() for j in js)
+    spent = spent_s / 3600 * price
+    return {
+        "price_per_hour_usd": price,
+        "price_source": source,
+        "budget_usd": budget,
+        "instance_seconds": round(spent_s, 3),
+        "spent_usd": round(spent, 6),
+        "budget_fraction": round(spent / budget, 4) if budget else None,
+        "series": {"t": t, "usd": [round(s / 3600 * price, 6) for s in seconds]},
+    }
+
+
+def cumulative_busy_seconds(spans: Sequence[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    """Instance seconds used up to each time: the sum of every span's part before it.
+
+    Between span boundaries the number of busy children is constant, so sampling at the boundaries
+    gives the exact curve (thinned evenly when there are too many)."""
+    spans = [(a, b) for a, b in spans if b > a]
+    if not spans:
+        return [], []
+    times = _thin(sorted({x for span in spans for x in span}))
+    return times, [round(sum(min(max(t - a, 0.0), b - a) for a, b in spans), 3) for t in times]
+
+
+def throughput_series(records: Sequence[ShardProgress], now: float | None) -> dict[str, list[float]]:
+    """PDFs and pages done over time, and pages per minute, from each shard's latest record.
+
+    A shard's done work is spread evenly over [started_at, updated_at] (earlier records are
+    overwritten in S3); a running shard's last point is carried to `now`.
+    """
+    spans = [(r.started_at, r.updated_at, r.converted + r.skipped + r.failed, r.pages)
+             for r in records if r.started_at and r.updated_at >= r.started_at]
+    if not spans:
+        return {"t": [], "pdfs": [], "pages": [], "pages_per_min": []}
+    edges = {x for a, b, _, _ in spans for x in (a, b)} | ({now} if now else set())
+    times = _thin(sorted(edges))
+    pdfs = [round(sum(n * _fraction(t, a, b) for a, b, n, _ in spans), 2) for t in times]
+    pages = [round(sum(n * _fraction(t, a, b) for a, b, _, n in spans), 2) for t in times]
+    rate = [0.0] + [round((pages[i] - pages[i - 1]) / (times[i] - times[i - 1]) * 60, 2) if times[i] > times[i - 1] else 0.0
+                    for i in range(1, len(times))]
+    return {"t": times, "pdfs": pdfs, "pages": pages, "pages_per_min": rate}
+
+
+def _fraction(t: float, start: float, end: float) -> float:
+    if end <= start:
+        return 1.0 if t >= end else 0.0
+    return min(max((t - start) / (end - start), 0.0), 1.0)
+
+
+def _thin(times: list[float]) -> list[float]:
+    if len(times) <= MAX_SERIES_POINTS:
+        return times
+    first, last = times[0], times[-1]
+    step = (last - first) / (MAX_SERIES_POINTS - 1)
+    return [first + i * step for i in range(MAX_SERIES_POINTS)]
+
+
+# --- the command ------------------------------------------------------------------------------
+
+BAR_WIDTH = 24
+
+
+def add_status_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """`pdf2md status [RUN_ID] [--runs-uri URI] [--watch] [--json]`."""
+    parser = subparsers.add_parser("status", help="show a conversion run's shards, throughput, failures and spend")
+    parser.add_argument("run_id", nargs="?", metavar="RUN_ID", help="Airflow run id or its folder name (default: the latest run)")
+    parser.add_argument("--runs-uri", default=default_runs_uri(), metavar="URI",
+                        help="s3:// prefix of the run artefacts (default: $PDF2MD_RUNS_URI, else "
+                             f"s3://<bucket of $PDF2MD_OUTPUT_URI>/{DEFAULT_RUNS_PREFIX})")
+    parser.add_argument("--job-queue", default=os.environ.get("PDF2MD_JOB_QUEUE", DEFAULT_JOB_QUEUE), help="the run's Batch job queue")
+    parser.add_argument("--budget-usd", type=float, help="the run's budget, when its report is not written yet")
+    parser.add_argument("--price-per-hour-usd", type=float, help="the instance price, when its report is not written yet")
+    parser.add_argument("--watch", nargs="?", type=float, const=5.0, metavar="SECONDS",
+                        help="redraw every SECONDS (default 5) until the run ends")
+    parser.add_argument("--json", action="store_true", help="print the facts as JSON")
+    parser.set_defaults(func=main_status)
+    return parser
+
+
+def default_runs_uri() -> str | None:
+    """Where the DAG puts run artefacts when its `runs_uri` Param is empty."""
+    if os.environ.get("PDF2MD_RUNS_URI"):
+        return os.environ["PDF2MD_RUNS_URI"]
+    if os.environ.get("PDF2MD_OUTPUT_URI", "").startswith("s3://"):
+        return str(S3Uri(S3Uri.parse(os.environ["PDF2MD_OUTPUT_URI"]).bucket, DEFAULT_RUNS_PREFIX))
+    return None
+
+
+def main_status(args: argparse.Namespace) -> int:
+    """Print the run's status once, or redraw it until the run is no longer live (--watch)."""
+    if not args.runs_uri:
+        print("pdf2md: error: no runs URI: pass --runs-uri or set PDF2MD_RUNS_URI / PDF2MD_OUTPUT_URI", file=sys.stderr)
+        return 2
+    s3, batch = s3io.client(), batch_api.client()
+    run_id = args.run_id or latest_run_id(s3, args.runs_uri)
+    if run_id is None:
+        print(f"pdf2md: error: no runs under {args.runs_uri}", file=sys.stderr)
+        return 2
+    while True:
+        facts = run_status(s3, batch, args.runs_uri, run_id, budget_usd=args.budget_usd,
+                           price_per_hour_usd=args.price_per_hour_usd, job_queue=args.job_queue)
+        text = json.dumps(facts, indent=2) if args.json else format_status(facts)
+        if args.watch and sys.stdout.isatty():
+            sys.stdout.write("\x1b[H\x1b[2J")
+        print(text, flush=True)
+        if not args.watch or not facts["live"]:
+            return 1 if facts["state"] in ("failed", "halted-budget") else 0
+        time.sleep(args.watch)
+
+
+def bar(done: float, total: float | None, width: int = BAR_WIDTH) -> str:
+    """A text progress bar; an unknown total shows as an empty frame."""
+    if not total:
+        return "[" + " " * width + "]"
+    filled = min(width, round(width * done / total))
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+def format_status(facts: dict[str, Any]) -> str:
+    """The compact terminal view: a header, a line per shard, failures and spend."""
+    t, spend = facts["totals"], facts["spend"]
+    lines = [f"pdf2md run {facts['run_id']}: {facts['state'].upper()}{' (live)' if facts['live'] else ''}"
+             f"{' - ' + facts['message'] if facts['message'] else ''}",
+             f"  {facts['run_uri']}",
+             f"  PDFs {t['converted']} converted, {t['skipped']} skipped of {t['assigned']}; {t['pages']} pages; "
+             f"{t['shards']} shard(s) in {t['rounds']} round(s): "
+             + ", ".join(f"{n} {s}" for s, n in sorted(t["shards_by_state"].items()))]
+    for rnd in facts["rounds"]:
+        lines.extend(_format_round(rnd))
+    lines.append("failures  " + (f"{facts['failures']['total']} standing" if facts["failures"]["total"] else "none"))
+    for cls in facts["failures"]["by_class"]:
+        keys = ", ".join(cls["keys"][:3]) + (", …" if cls["count"] > 3 else "")
+        lines.append(f"  {cls['error_class']:<20} {cls['count']:>5}  {'retryable' if cls['retryable'] else 'permanent'}  {keys}")
+    budget = spend["budget_usd"]
+    lines.append(f"spend     ${spend['spent_usd']:.4f}" + (f" of ${budget:.2f} {bar(spend['spent_usd'], budget)}" if budget else
+                                                        " (budget unknown until the report: pass --budget-usd)")
+                 + f"  {spend['instance_seconds'] / 3600:.4f} instance-h × ${spend['price_per_hour_usd']:.4f}/h ({spend['price_source']})")
+    return "\n".join(lines)
+
+
+def _format_round(rnd: dict[str, Any]) -> list[str]:
+    job = rnd["job"]
+    head = f"round {rnd['round']}{' (rerun)' if rnd['rerun'] else ''}"
+    if job:
+        head += f"  job {job['job_id']} {job['status']}: " + ", ".join(f"{n} {s}" for s, n in sorted(job["children_by_status"].items()))
+    if rnd["summary"]:
+        s = rnd["summary"]
+        head += (f"  reduced: {s['converted']} converted, {s['skipped']} skipped, {sum(s['permanent_by_class'].values())} failed, "
+                 f"{sum(s['retryable_by_class'].values())} to rerun")
+    lines = [head, f"  {'shard':>5} {'state':<11} {'PDFs':<{BAR_WIDTH + 2}} {'done':>9} {'pages':>11} {'pages/h':>9}"]
+    for s in rnd["shards"]:
+        assigned = s["assigned"]
+        pages = f"{s['pages']}/{s['pages_assigned']}" if s["pages_assigned"] else str(s["pages"])
+        lines.append(f"  {s['shard']:>5} {s['state']:<11} {bar(s['done'], assigned)} {s['done']:>4}/{assigned if assigned is not None else '?':<4} "
+                     f"{pages:>11} {s['pages_per_hour']:>9.0f}")
+    return lines
