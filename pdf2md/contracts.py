@@ -307,9 +307,6 @@ class ShardProgress(Record):
     seconds: float = 0.0
 
 
-SHARD_STATES = ("running", "done", "interrupted", "failed")
-
-
 @dataclass
 class RunReport(Record):
     """The run's summary, one JSON object at <run>/report.json."""
