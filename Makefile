@@ -12,7 +12,11 @@ install: $(STAMP)
 
 # torch goes first: on these machines `torch==2.13.0` is a local CPU build; anything that lets pip
 # choose would pull the newest CUDA build instead. constraints.txt pins everything else.
+# Debian's chromium serves the UI's browser test (sudo when not root).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 $(STAMP): pyproject.toml constraints.txt
+	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pdf2md import __version__
+from pdf2md.status import add_status_parser
 from pdf2md.contracts import (
     BACKENDS,
     DEFAULT_MAX_PAGES,
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     emu = sub.add_parser("emulator", help="run a local S3/SQS/Batch emulator whose Batch really runs jobs")
     emu.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     emu.set_defaults(func=_cmd_emulator)
+
+    add_status_parser(sub)
     return parser
 
 

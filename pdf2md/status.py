@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import re
 import sys
@@ -37,8 +36,6 @@ from pdf2md.contracts import (
     safe_run_id,
 )
 from pdf2md.reduce import RoundSummary, failures_of_run, summary_key
-
-log = logging.getLogger(__name__)
 
 MAX_SERIES_POINTS = 240
 """Enough for a smooth curve on any screen; more points only cost bytes on every refresh."""
@@ -345,8 +342,8 @@ def add_status_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--job-queue", default=os.environ.get("PDF2MD_JOB_QUEUE", DEFAULT_JOB_QUEUE), help="the run's Batch job queue")
     parser.add_argument("--budget-usd", type=float, help="the run's budget, when its report is not written yet")
     parser.add_argument("--price-per-hour-usd", type=float, help="the instance price, when its report is not written yet")
-    parser.add_argument("--watch", nargs="?", type=float, const=5.0, metavar="SECONDS",
-                        help="redraw every SECONDS (default 5) until the run ends")
+    parser.add_argument("--watch", action="store_true", help="redraw until the run ends")
+    parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="seconds between redraws (default 5)")
     parser.add_argument("--json", action="store_true", help="print the facts as JSON")
     parser.set_defaults(func=main_status)
     return parser
@@ -362,15 +359,29 @@ def default_runs_uri() -> str | None:
 
 
 def main_status(args: argparse.Namespace) -> int:
-    """Print the run's status once, or redraw it until the run is no longer live (--watch)."""
-    if not args.runs_uri:
-        print("pdf2md: error: no runs URI: pass --runs-uri or set PDF2MD_RUNS_URI / PDF2MD_OUTPUT_URI", file=sys.stderr)
+    """Print the run's status once, or redraw it until the run is no longer live (--watch).
+
+    Exit 2 on usage errors (no runs URI, a bad one, no runs), 1 when the run failed or AWS could
+    not be read, else 0."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return _show(args)
+    except ValueError as exc:
+        print(f"pdf2md: error: {exc}", file=sys.stderr)
         return 2
+    except (ClientError, BotoCoreError) as exc:
+        print(f"pdf2md: error: cannot read the run: {exc}", file=sys.stderr)
+        return 1
+
+
+def _show(args: argparse.Namespace) -> int:
+    if not args.runs_uri:
+        raise ValueError("no runs URI: pass --runs-uri or set PDF2MD_RUNS_URI / PDF2MD_OUTPUT_URI")
     s3, batch = s3io.client(), batch_api.client()
     run_id = args.run_id or latest_run_id(s3, args.runs_uri)
     if run_id is None:
-        print(f"pdf2md: error: no runs under {args.runs_uri}", file=sys.stderr)
-        return 2
+        raise ValueError(f"no runs under {args.runs_uri}")
     while True:
         facts = run_status(s3, batch, args.runs_uri, run_id, budget_usd=args.budget_usd,
                            price_per_hour_usd=args.price_per_hour_usd, job_queue=args.job_queue)
@@ -380,7 +391,7 @@ def main_status(args: argparse.Namespace) -> int:
         print(text, flush=True)
         if not args.watch or not facts["live"]:
             return 1 if facts["state"] in ("failed", "halted-budget") else 0
-        time.sleep(args.watch)
+        time.sleep(args.interval)
 
 
 def bar(done: float, total: float | None, width: int = BAR_WIDTH) -> str:
@@ -426,6 +437,6 @@ def _format_round(rnd: dict[str, Any]) -> list[str]:
     for s in rnd["shards"]:
         assigned = s["assigned"]
         pages = f"{s['pages']}/{s['pages_assigned']}" if s["pages_assigned"] else str(s["pages"])
-        lines.append(f"  {s['shard']:>5} {s['state']:<11} {bar(s['done'], assigned)} {s['done']:>4}/{assigned if assigned is not None else '?':<4} "
-                     f"{pages:>11} {s['pages_per_hour']:>9.0f}")
+        done = f"{s['done']}/{assigned if assigned is not None else '?'}"
+        lines.append(f"  {s['shard']:>5} {s['state']:<11} {bar(s['done'], assigned)} {done:>9} {pages:>11} {s['pages_per_hour']:>9.0f}")
     return lines

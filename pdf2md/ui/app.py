@@ -9,7 +9,6 @@ Airflow's database is read for one thing: where the run's artefacts are and what
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,6 @@ from fastapi.staticfiles import StaticFiles
 
 from pdf2md.contracts import DEFAULT_JOB_QUEUE
 from pdf2md.status import run_status
-
-log = logging.getLogger(__name__)
 
 URL_PREFIX = "/pdf2md"
 STATIC = Path(__file__).parent / "static"
@@ -68,7 +65,10 @@ def aws_clients(conn_id: str) -> tuple[Any, Any]:
 
     from pdf2md.s3 import RETRY_CONFIG
 
-    return tuple(AwsBaseHook(aws_conn_id=conn_id, client_type=kind, config=RETRY_CONFIG).conn for kind in ("s3", "batch"))  # type: ignore[return-value]
+    def client(kind: str) -> Any:
+        return AwsBaseHook(aws_conn_id=conn_id, client_type=kind, config=RETRY_CONFIG).conn
+
+    return client("s3"), client("batch")
 
 
 def recent_runs(dag_id: str) -> list[dict[str, Any]]:
