@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from pdf2md import __version__
-from pdf2md.status import add_status_parser
 from pdf2md.contracts import (
     BACKENDS,
     DEFAULT_MAX_PAGES,
@@ -26,6 +25,7 @@ from pdf2md.contracts import (
     relative_key,
     safe_rel,
 )
+from pdf2md.status import add_status_parser
 
 log = logging.getLogger("pdf2md")
 

@@ -308,6 +308,23 @@ class ShardProgress(Record):
 
 
 @dataclass
+class RoundSummary(Record):
+    """One round's outcome, written to <run>/round-<r>/summary.json and handed to the next task."""
+
+    round: int
+    planned: int = 0
+    converted: int = 0
+    skipped: int = 0
+    pages: int = 0
+    converter_seconds: float = 0.0
+    permanent_by_class: dict[str, int] = field(default_factory=dict)
+    retryable_by_class: dict[str, int] = field(default_factory=dict)
+    rerun_manifest_uri: str = ""
+    rerun_array_size: int = 0
+    rerun_entries: int = 0
+
+
+@dataclass
 class RunReport(Record):
     """The run's summary, one JSON object at <run>/report.json."""
 
@@ -515,6 +532,9 @@ class RunLayout:
 
     def progress_key(self, rnd: int, shard: int) -> str:
         return f"{self.progress_prefix(rnd)}shard-{shard:05d}.json"
+
+    def summary_key(self, rnd: int) -> str:
+        return self._round(rnd) + "summary.json"
 
     @property
     def report_key(self) -> str:

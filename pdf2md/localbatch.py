@@ -233,7 +233,10 @@ def provision(
     for bucket in buckets:
         s3.create_bucket(Bucket=bucket)
     iam = session.client("iam", endpoint_url=endpoint_url)
-    role = iam.create_role(RoleName="pdf2md-batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    try:
+        role = iam.get_role(RoleName="pdf2md-batch-service")["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(RoleName="pdf2md-batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     batch = session.client("batch", endpoint_url=endpoint_url)
     ce = batch.create_compute_environment(computeEnvironmentName="pdf2md-local", type="UNMANAGED", serviceRole=role)
     batch.create_job_queue(

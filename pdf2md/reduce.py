@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 from pdf2md import s3 as s3io
@@ -12,7 +11,7 @@ from pdf2md.contracts import (
     FailureRecord,
     ManifestEntry,
     OutputMeta,
-    Record,
+    RoundSummary,
     RunLayout,
     S3Uri,
     is_retryable,
@@ -22,31 +21,6 @@ from pdf2md.contracts import (
 from pdf2md.plan import Plan, output_index, write_manifest
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RoundSummary(Record):
-    """One round's outcome, written to <run>/round-<r>/summary.json and handed to the next task."""
-
-    round: int
-    planned: int = 0
-    converted: int = 0
-    skipped: int = 0
-    pages: int = 0
-    converter_seconds: float = 0.0
-    permanent_by_class: dict[str, int] = field(default_factory=dict)
-    retryable_by_class: dict[str, int] = field(default_factory=dict)
-    rerun_manifest_uri: str = ""
-    rerun_array_size: int = 0
-    rerun_entries: int = 0
-
-    @property
-    def retryable(self) -> int:
-        return sum(self.retryable_by_class.values())
-
-
-def summary_key(layout: RunLayout, rnd: int) -> str:
-    return layout.manifest_key(rnd).rsplit("/", 1)[0] + "/summary.json"
 
 
 def reduce_round(s3: Any, layout: RunLayout, rnd: int, output_uri: str, array_size: int, rerun: bool) -> RoundSummary:
@@ -79,7 +53,7 @@ def reduce_round(s3: Any, layout: RunLayout, rnd: int, output_uri: str, array_si
     if retry and rerun:
         plan: Plan = write_manifest(s3, layout, [f.to_manifest_entry() for f in retry], array_size, rnd + 1)
         summary.rerun_manifest_uri, summary.rerun_array_size, summary.rerun_entries = plan.manifest_uri, plan.array_size, plan.entries
-    s3io.put_json(s3, bucket, summary_key(layout, rnd), summary)
+    s3io.put_json(s3, bucket, layout.summary_key(rnd), summary)
     log.info("round %d: %d converted, %d skipped, %d failed for good, %d retryable%s", rnd, summary.converted,
              summary.skipped, sum(permanent.values()), len(retry), f" → round {rnd + 1}" if summary.rerun_entries else "")
     return summary

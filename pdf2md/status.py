@@ -29,13 +29,14 @@ from pdf2md.contracts import (
     DEFAULT_JOB_QUEUE,
     DEFAULT_RUNS_PREFIX,
     ERROR_CLASSES,
+    RoundSummary,
     RunLayout,
     RunReport,
     S3Uri,
     ShardProgress,
     safe_run_id,
 )
-from pdf2md.reduce import RoundSummary, failures_of_run, summary_key
+from pdf2md.reduce import failures_of_run
 
 MAX_SERIES_POINTS = 240
 """Enough for a smooth curve on any screen; more points only cost bytes on every refresh."""
@@ -164,7 +165,7 @@ def _failures(s3: Any, layout: RunLayout, rounds: int) -> dict[str, Any]:
 def _round_view(s3: Any, layout: RunLayout, rnd: int, records: list[ShardProgress], jobs: list[dict[str, Any]]) -> dict[str, Any]:
     """A round: its summary once reduced, its array job, and a row per shard (Batch children with no
     progress record yet are `pending`)."""
-    summary = s3io.get_json(s3, layout.run.bucket, summary_key(layout, rnd), RoundSummary)
+    summary = s3io.get_json(s3, layout.run.bucket, layout.summary_key(rnd), RoundSummary)
     job = jobs[-1] if jobs else None
     child_status = {int(c["index"]): c["status"] for c in (job or {}).get("child_list", [])}
     shards = {r.shard: _shard_view(r, child_status.get(r.shard)) for r in records}

@@ -21,10 +21,10 @@ from pdf2md import s3 as s3io
 from pdf2md.airflow.budget_sensor import OVER_BUDGET, BatchBudgetSensor
 from pdf2md.airflow.params import MAX_RERUN_ROUNDS, RunConfig
 from pdf2md.budget import Price, estimate, estimate_pages, spend, spot_price
-from pdf2md.contracts import JobSettings, RunLayout, RunReport, S3Uri, safe_run_id
+from pdf2md.contracts import JobSettings, RoundSummary, RunLayout, RunReport, S3Uri, safe_run_id
 from pdf2md.events import entries_from_messages
 from pdf2md.plan import Plan, drop_collisions, plan_round, record_collisions, write_manifest
-from pdf2md.reduce import RoundSummary, failures_of_run, reduce_round, summary_key
+from pdf2md.reduce import failures_of_run, reduce_round
 from pdf2md.s3 import RETRY_CONFIG
 
 log = logging.getLogger(__name__)
@@ -241,7 +241,7 @@ def format_report(r: RunReport) -> str:
 
 def _summary(run: dict[str, Any], rnd: int) -> RoundSummary | None:
     layout = layout_of(run)
-    return s3io.get_json(aws(run["aws_conn_id"], "s3"), layout.run.bucket, summary_key(layout, rnd), RoundSummary)
+    return s3io.get_json(aws(run["aws_conn_id"], "s3"), layout.run.bucket, layout.summary_key(rnd), RoundSummary)
 
 
 def _usages(context: Any, rounds: int) -> list[dict[str, Any]]:

@@ -134,16 +134,13 @@ def test_moto_init_provisions_the_emulator(services: dict) -> None:
     """Run moto-init's script against an in-process moto server: what the triggerer and DAGs expect exists."""
     pytest.importorskip("moto.server")
     import boto3
-    from moto.server import ThreadedMotoServer
 
     init = services["moto-init"]
     assert init["entrypoint"] == ["python", "-c"]
     (script,) = init["command"]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    # Its own process: moto's state (and the simple-Batch switch moto-init flips) is per process.
+    server, endpoint = _moto_in_a_subprocess()
     try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
         env = {**os.environ, **{k: v for k, v in _env(init).items() if k.startswith("AWS_")},
                "AWS_ENDPOINT_URL": endpoint}
         for _ in range(2):  # idempotent: a second `docker compose up` must not fail
@@ -168,4 +165,29 @@ def test_moto_init_provisions_the_emulator(services: dict) -> None:
         keys = [r["s3"]["object"]["key"] for m in messages for r in json.loads(m["Body"]).get("Records", [])]
         assert keys == [input_uri.dir_prefix.replace("/", "%2F") + "a%2Fb.pdf"] or keys == [input_uri.dir_prefix + "a/b.pdf"]
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(10)
+
+
+def _moto_in_a_subprocess() -> tuple[subprocess.Popen[bytes], str]:
+    """A moto server on a free loopback port, in a child process; returns it once it answers."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
+            return proc, endpoint
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise
+            time.sleep(0.1)
