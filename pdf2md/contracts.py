@@ -301,7 +301,6 @@ class ShardProgress(Record):
     skipped: int = 0
     failed: int = 0
     pages: int = 0
-    pages_assigned: int = 0
     started_at: float = 0.0
     updated_at: float = 0.0
     seconds: float = 0.0

@@ -189,14 +189,14 @@ def _shard_view(p: ShardProgress, batch_status: str | None) -> dict[str, Any]:
     rate = p.pages / p.seconds * 3600 if p.seconds > 0 else 0.0
     return {"shard": p.shard, "attempt": p.attempt, "state": state, "batch_status": batch_status,
             "assigned": p.assigned, "done": done, "converted": p.converted, "skipped": p.skipped, "failed": p.failed,
-            "pages": p.pages, "pages_assigned": p.pages_assigned or None, "seconds": p.seconds,
+            "pages": p.pages, "seconds": p.seconds,
             "updated_at": p.updated_at, "pages_per_hour": round(rate, 1)}
 
 
 def _pending_shard(index: int, batch_status: str) -> dict[str, Any]:
     return {"shard": index, "attempt": 0, "state": "pending" if batch_status in batch_api.ACTIVE else "no-record",
             "batch_status": batch_status, "assigned": None, "done": 0, "converted": 0, "skipped": 0, "failed": 0,
-            "pages": 0, "pages_assigned": None, "seconds": 0.0, "updated_at": None, "pages_per_hour": 0.0}
+            "pages": 0, "seconds": 0.0, "updated_at": None, "pages_per_hour": 0.0}
 
 
 def _totals(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -437,7 +437,7 @@ def _format_round(rnd: dict[str, Any]) -> list[str]:
     lines = [head, f"  {'shard':>5} {'state':<11} {'PDFs':<{BAR_WIDTH + 2}} {'done':>9} {'pages':>11} {'pages/h':>9}"]
     for s in rnd["shards"]:
         assigned = s["assigned"]
-        pages = f"{s['pages']}/{s['pages_assigned']}" if s["pages_assigned"] else str(s["pages"])
+        pages = str(s["pages"])
         done = f"{s['done']}/{assigned if assigned is not None else '?'}"
         lines.append(f"  {s['shard']:>5} {s['state']:<11} {bar(s['done'], assigned)} {done:>9} {pages:>11} {s['pages_per_hour']:>9.0f}")
     return lines
