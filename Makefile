@@ -27,6 +27,7 @@ demo: $(STAMP)
 	$(BIN)/python -m pdf2md.demo
 
 test: $(STAMP) $(CHECKOV)
+	$(BIN)/ruff check .
 	CHECKOV_BIN=$(CHECKOV) $(BIN)/python -m pytest -q
 
 $(CHECKOV): constraints-checkov.txt

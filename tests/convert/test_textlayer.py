@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pdf2md.convert import ConvertOptions, convert_pdf
+from pdf2md.convert.text import spans as spans_module
 from pdf2md.convert.text.layout import make_line
 from pdf2md.convert.text.markdown import join_lines
-from pdf2md.convert.text import spans as spans_module
 from pdf2md.convert.text.spans import Span
 from tests.convert.pdfgen import Page
 

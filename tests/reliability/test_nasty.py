@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 
 from pdf2md import s3 as s3io
-from pdf2md.contracts import ERROR_CLASSES, FailureRecord, JobSettings, ManifestEntry, OutputMeta, RunLayout, S3Uri, failure_marker_key
+from pdf2md.contracts import (
+    ERROR_CLASSES,
+    FailureRecord,
+    JobSettings,
+    ManifestEntry,
+    OutputMeta,
+    RunLayout,
+    S3Uri,
+    failure_marker_key,
+)
 from pdf2md.convert import ConversionError, ConvertOptions
 from pdf2md.convert.document import open_pdf
 from pdf2md.isolation import IsolatedConverter

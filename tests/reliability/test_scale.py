@@ -15,7 +15,14 @@ from urllib.parse import unquote, urlsplit
 from batch_jobs import worker
 from pdf2md import s3 as s3io
 from pdf2md.contracts import (
-    MAX_ARRAY_SIZE, JobSettings, ManifestEntry, RunLayout, S3Uri, dump_jsonl, effective_array_size, shard_of,
+    MAX_ARRAY_SIZE,
+    JobSettings,
+    ManifestEntry,
+    RunLayout,
+    S3Uri,
+    dump_jsonl,
+    effective_array_size,
+    shard_of,
 )
 from pdf2md.plan import deal, plan_round
 from tests.conftest import GOOD_SAMPLES, SAMPLES

@@ -3,7 +3,6 @@ no temporary files left behind; the containers run as a non-root user."""
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 import subprocess
@@ -19,8 +18,19 @@ from batch_jobs import worker
 from pdf2md import s3 as s3io
 from pdf2md.cli import _collect
 from pdf2md.contracts import (
-    JOB_ENV_NAMES, MAX_NAME_BYTES, MAX_REL_BYTES, FailureRecord, JobSettings, OutputMeta, RunLayout, S3Uri,
-    failure_marker_key, markdown_rel, output_key, relative_key, safe_rel,
+    JOB_ENV_NAMES,
+    MAX_NAME_BYTES,
+    MAX_REL_BYTES,
+    FailureRecord,
+    JobSettings,
+    OutputMeta,
+    RunLayout,
+    S3Uri,
+    failure_marker_key,
+    markdown_rel,
+    output_key,
+    relative_key,
+    safe_rel,
 )
 from pdf2md.plan import plan_round
 from tests.conftest import REPO, SAMPLES

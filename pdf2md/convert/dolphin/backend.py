@@ -138,7 +138,7 @@ class DolphinBackend:
         for kind, crops in by_kind.items():
             crops.sort(key=lambda c: -_area(c.element.box))
             prompt = PROMPTS[kind]
-            run = self.batcher.run([c.image for c in crops], lambda batch: self.engine.generate(batch, prompt))
+            run = self.batcher.run([c.image for c in crops], lambda batch, prompt=prompt: self.engine.generate(batch, prompt))
             for crop, text, spent in zip(crops, run.results, run.seconds):
                 seconds[crop.page] += spent
                 failed[crop.page] += text is None
