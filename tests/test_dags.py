@@ -206,3 +206,19 @@ async def _first_event(trigger: Any) -> Any:
     async for event in trigger.run():
         return event
     raise AssertionError("the SQS trigger ended without an event")
+
+
+def test_crossing_the_budget_between_rounds_halts_before_the_rerun(s3: Any, bucket: str) -> None:
+    """No Dolphin model here: every PDF fails as backend-unavailable (retryable), so round 1 is due; the
+    round's spend (about 10 child-seconds at $0.001 a second) passes the $0.005 budget only by its end."""
+    for i in range(6):
+        upload(s3, bucket, f"in/doc-{i}.pdf", "crazyones.pdf")
+    conf = _conf(bucket, array_size=2, backend="dolphin", seconds_per_page=0.000001, price_per_hour_usd=3.6,
+                 budget_usd=0.005, poll_interval_s=30, runs_uri=f"s3://{bucket}/runs/between/")
+    state, tasks = _run("pdf2md_backfill", conf)
+    assert state == "failed", tasks
+    assert tasks["round_0.wait"] == "success" and tasks["round_0.reduce"] == "success", tasks
+    assert tasks["round_1.check_spend"] == "failed" and tasks["round_1.submit"] != "success", tasks
+    report = _report(s3, bucket)
+    assert report["status"] == "halted-budget" and "budget exceeded between rounds" in report["message"], report
+    assert "6 retryable PDF(s) not rerun" in report["message"]
