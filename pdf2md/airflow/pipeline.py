@@ -135,7 +135,7 @@ def check_budget(run: dict[str, Any]) -> dict[str, Any]:
 @task(multiple_outputs=True)
 def check_spend(run: dict[str, Any], rnd: int) -> dict[str, Any]:
     """Between rounds: stop when there is nothing to rerun, or when the spend so far ate the budget."""
-    previous = _summary(run, rnd - 1)
+    previous = _summary(aws(run["aws_conn_id"], "s3"), layout_of(run), rnd - 1)
     if previous is None or rnd > run["max_rerun_rounds"] or not previous.rerun_entries:
         raise AirflowSkipException(f"no round {rnd}: nothing to rerun or no rounds left")
     context = get_current_context()
@@ -178,7 +178,7 @@ def report(run: dict[str, Any] | None) -> dict[str, Any]:
     if existing is not None and existing.status.startswith("halted"):
         log.error("run halted: %s", existing.message)
         raise AirflowFailException(existing.message)
-    summaries = [s for r in range(MAX_RERUN_ROUNDS + 1) if (s := _summary(run, r)) is not None]
+    summaries = [s for r in range(MAX_RERUN_ROUNDS + 1) if (s := _summary(s3, layout, r)) is not None]
     usages = _usages(context, MAX_RERUN_ROUNDS + 1)
     rpt = build_report(run, summaries, sum(u["instance_seconds"] for u in usages), _round_price(context, run),
                        failures_of_run(s3, layout, len(summaries)))
@@ -239,9 +239,8 @@ def format_report(r: RunReport) -> str:
     ])
 
 
-def _summary(run: dict[str, Any], rnd: int) -> RoundSummary | None:
-    layout = layout_of(run)
-    return s3io.get_json(aws(run["aws_conn_id"], "s3"), layout.run.bucket, layout.summary_key(rnd), RoundSummary)
+def _summary(s3: Any, layout: RunLayout, rnd: int) -> RoundSummary | None:
+    return s3io.get_json(s3, layout.run.bucket, layout.summary_key(rnd), RoundSummary)
 
 
 def _usages(context: Any, rounds: int) -> list[dict[str, Any]]:
