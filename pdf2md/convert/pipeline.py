@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 MIN_USABLE_CHARS = 20
 """Fewer letters and digits than this on a page with an image: the page is a picture of text."""
+MAX_UNREADABLE_SHARE = 0.1
+"""A document with more pages pdfium cannot load than this fails as corrupt; fewer come out empty."""
 MAX_INVISIBLE_SHARE = 0.5
 MAX_BAD_SHARE = 0.05
 MIN_ALNUM_SHARE = 0.3
@@ -66,7 +68,13 @@ def _convert_open(doc: pdfium.PdfDocument, options: ConvertOptions, started: flo
     n_pages = len(doc)
     needs_text = options.backend in ("auto", "text")
     layer = textlayer.extract(doc) if needs_text else None
-    decisions = [_route(options.backend, doc, i, layer.pages[i].stats if layer else None) for i in range(n_pages)]
+    if layer and len(layer.unreadable) > MAX_UNREADABLE_SHARE * n_pages:
+        raise ConversionError("corrupt", f"pdfium cannot load {len(layer.unreadable)} of {n_pages} pages")
+    decisions = [
+        ("unreadable", "pdfium cannot load this page") if layer and i in layer.unreadable
+        else _route(options.backend, doc, i, layer.pages[i].stats if layer else None)
+        for i in range(n_pages)
+    ]
     model_pages = [i for i, (route, _) in enumerate(decisions) if route == "model"]
     model_name = _model_backend_name(options.backend) if model_pages else ""
     model_out = _run_model(model_name, doc, model_pages) if model_pages else {}
@@ -79,7 +87,7 @@ def _convert_open(doc: pdfium.PdfDocument, options: ConvertOptions, started: flo
             routes.append(PageRoute(page=i + 1, route=model_name, reason=reason, seconds=round(out.seconds, 4)))
         else:
             chunks.append(layer.pages[i].markdown if layer else "")
-            routes.append(PageRoute(page=i + 1, route="text", reason=reason))
+            routes.append(PageRoute(page=i + 1, route=route, reason=reason))
     markdown = textlayer.join_pages(chunks, page_markers=options.page_markers)
     used = sorted({r.route for r in routes})
     return Conversion(

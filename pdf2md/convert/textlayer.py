@@ -48,6 +48,8 @@ class PageText:
 @dataclass(frozen=True)
 class DocumentText:
     pages: list[PageText]
+    unreadable: frozenset[int] = frozenset()
+    """Pages pdfium cannot load (0-based): they come out empty; the caller decides if that is too many."""
 
 
 @dataclass
@@ -59,7 +61,9 @@ class _PageLayout:
 
 def extract(doc: pdfium.PdfDocument) -> DocumentText:
     """Read and lay out every page, then render them with the document's own style and margins."""
-    layouts = [_layout(read_page(doc, i)) for i in range(len(doc))]
+    spans = [_read_or_none(doc, i) for i in range(len(doc))]
+    unreadable = frozenset(i for i, page in enumerate(spans) if page is None)
+    layouts = [_layout(page) if page is not None else _PageLayout([], [], LayerStats(0, 0, 0, 0)) for page in spans]
     style = DocStyle.from_lines(item for page in layouts for item in page.items if isinstance(item, Line))
     running = _running_keys(layouts)
     pages = []
@@ -67,7 +71,15 @@ def extract(doc: pdfium.PdfDocument) -> DocumentText:
         drop = {id(line) for line in page.margin if _margin_key(line) in running or _PAGE_NUMBER.match(line.text)}
         items = [item for item in page.items if id(item) not in drop] if len(drop) < len(page.items) else page.items
         pages.append(PageText(render_page(items, style), page.stats))
-    return DocumentText(pages)
+    return DocumentText(pages, unreadable)
+
+
+def _read_or_none(doc: pdfium.PdfDocument, index: int) -> PageSpans | None:
+    """One broken page must not sink a long document: it is reported, not raised."""
+    try:
+        return read_page(doc, index)
+    except pdfium.PdfiumError:
+        return None
 
 
 def _layout(page: PageSpans) -> _PageLayout:

@@ -98,3 +98,31 @@ def test_unmapped_glyphs_are_counted_as_bad(make_pdf: MakePdf) -> None:
     with open_pdf(make_pdf(Page(texts=PROSE))) as doc:
         stats = textlayer.extract(doc).pages[0].stats
     assert stats.bad == 0 and stats.invisible == 0 and stats.alnum > 50
+
+
+def test_a_few_unreadable_pages_come_out_empty_too_many_fail_the_document(
+    make_pdf: MakePdf, model: FakeModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pypdfium2 as pdfium
+
+    from pdf2md.convert import ConversionError, textlayer
+
+    path = make_pdf(*[Page(texts=[(72, 700, f"Page {n} says something worth reading today.")]) for n in range(1, 21)])
+    broken: set[int] = {4}
+    real_read = textlayer.read_page
+
+    def read_page(doc: pdfium.PdfDocument, index: int) -> object:
+        if index in broken:
+            raise pdfium.PdfiumError("Failed to load page.")
+        return real_read(doc, index)
+
+    monkeypatch.setattr(textlayer, "read_page", read_page)
+    result = convert_pdf(path, ConvertOptions(backend="auto"))
+    assert (result.routes[4].route, result.routes[4].reason) == ("unreadable", "pdfium cannot load this page")
+    assert "Page 4 says" in result.markdown and "Page 5 says" not in result.markdown and "Page 6 says" in result.markdown
+    assert model.pages == []
+
+    broken.update({7, 9})
+    with pytest.raises(ConversionError, match="cannot load 3 of 20 pages") as exc:
+        convert_pdf(path, ConvertOptions(backend="auto"))
+    assert exc.value.error_class == "corrupt"
