@@ -59,7 +59,7 @@ def submit_args(run: dict[str, Any], rnd: int, manifest_uri: str, array_size: in
 
 
 def halt(run: dict[str, Any], status: str, message: str) -> None:
-    """Write the report of a run that stops here, then fail the task with the same message."""
+    """Record why the run stops here (the report task completes it with the numbers), then fail."""
     report = RunReport(run_id=run["run_id"], input_uri=run["input_uri"], output_uri=run["output_uri"], status=status,
                        budget_usd=run["budget_usd"], message=message, listed=run.get("listed", 0), planned=run.get("planned", 0))
     layout = layout_of(run)
@@ -174,15 +174,14 @@ def report(run: dict[str, Any] | None) -> dict[str, Any]:
     context = get_current_context()
     s3 = aws(run["aws_conn_id"], "s3")
     layout = layout_of(run)
-    existing = s3io.get_json(s3, layout.run.bucket, layout.report_key, RunReport)
-    if existing is not None and existing.status.startswith("halted"):
-        log.error("run halted: %s", existing.message)
-        raise AirflowFailException(existing.message)
+    halted = s3io.get_json(s3, layout.run.bucket, layout.report_key, RunReport)
     summaries = [s for r in range(MAX_RERUN_ROUNDS + 1) if (s := _summary(s3, layout, r)) is not None]
     usages = _usages(context, MAX_RERUN_ROUNDS + 1)
     rpt = build_report(run, summaries, sum(u["instance_seconds"] for u in usages), _round_price(context, run),
                        failures_of_run(s3, layout, len(summaries)))
-    if any(u["status"] == OVER_BUDGET for u in usages):
+    if halted is not None and halted.status.startswith("halted"):
+        rpt.status, rpt.message = halted.status, halted.message
+    elif any(u["status"] == OVER_BUDGET for u in usages):
         rpt.status = "halted-budget"
         rpt.message = f"budget exceeded: ${rpt.estimated_cost_usd:.4f} spent of ${rpt.budget_usd:.2f}; jobs were terminated"
     s3io.put_json(s3, layout.run.bucket, layout.report_key, rpt)
