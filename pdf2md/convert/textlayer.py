@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 
+from pdf2md.convert.text.banded import find_banded_tables
 from pdf2md.convert.text.layout import Box, Line, Row, build_rows, is_rtl, reading_order
 from pdf2md.convert.text.markdown import DocStyle, render_page
 from pdf2md.convert.text.ruled import find_ruled_tables
@@ -92,6 +93,9 @@ def _layout(page: PageSpans) -> _PageLayout:
     margin: list[Line] = []
     for orient in sorted(groups, key=lambda o: -len(groups[o])):
         ruled, rest = find_ruled_tables(groups[orient], page.rules) if orient == 0 else ([], groups[orient])
+        if orient == 0:
+            banded, rest = find_banded_tables(rest, page.rules)
+            ruled = [*ruled, *banded]
         rows = build_rows(rest)
         items.extend(ordered_items(rows, ruled))
         if orient == 0:

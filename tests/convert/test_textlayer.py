@@ -192,3 +192,18 @@ def test_two_columns_of_long_unspaced_lines_are_prose_not_a_table(make_pdf: Make
     right = [f"Rightcolumnline{n}runsfullwidthwithoutspaces end" for n in range(5)]
     md = text_md(make_pdf(Page(texts=[*body(700, *left, x=40), *body(700, *right, x=330)])))
     assert "|" not in md and md.index("Leftcolumnline4") < md.index("Rightcolumnline0")
+
+
+def test_table_between_horizontal_rules_only(make_pdf: MakePdf) -> None:
+    # Booktabs style: top rule, rule under a two-line header, bottom rule; no vertical lines, only one body row.
+    texts = [(72, 712, "Method"), (200, 712, "Precision"), (300, 712, "Recall"), (200, 700, "(%)"), (300, 700, "(%)"),
+             (72, 680, "Ours"), (200, 680, "90"), (300, 680, "88")]
+    md = text_md(make_pdf(Page(texts=texts, lines=[(70, 724, 360, 724), (70, 694, 360, 694), (70, 672, 360, 672)])))
+    assert "| Method | Precision (%) | Recall (%) |\n|---|---|---|\n| Ours | 90 | 88 |" in md
+
+
+def test_a_paragraph_between_two_rules_is_not_a_table(make_pdf: MakePdf) -> None:
+    texts = body(705, "A note between two rules is a paragraph", "and reads as one piece of text.")
+    lines = [(70, 718, 400, 718), (70, 685, 400, 685), (70, 660, 400, 660)]
+    md = text_md(make_pdf(Page(texts=[*texts, *body(672, "Key     Value")], lines=lines)))
+    assert "|" not in md and "A note between two rules is a paragraph and reads as one piece of text." in md
