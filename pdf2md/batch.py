@@ -31,11 +31,19 @@ def describe(batch: Any, job_ids: list[str]) -> Iterator[dict[str, Any]]:
 
 def children(batch: Any, parent_id: str) -> list[dict[str, Any]]:
     """Every child of an array job, described (attempts included)."""
+    return _children_of(batch, _parent(batch, parent_id))
+
+
+def _parent(batch: Any, parent_id: str) -> dict[str, Any]:
     parent = next(describe(batch, [parent_id]), None)
     if parent is None:
         raise LookupError(f"no Batch job {parent_id}")
+    return parent
+
+
+def _children_of(batch: Any, parent: dict[str, Any]) -> list[dict[str, Any]]:
     size = int(parent.get("arrayProperties", {}).get("size") or 0)
-    ids = [f"{parent_id}:{i}" for i in range(size)] if size else [parent_id]
+    ids = [f"{parent['jobId']}:{i}" for i in range(size)] if size else [parent["jobId"]]
     return list(describe(batch, ids))
 
 
@@ -63,10 +71,10 @@ class JobUsage:
 
 def usage(batch: Any, parent_id: str) -> JobUsage:
     """The parent's status and the instance seconds its children have used so far."""
-    kids = children(batch, parent_id)
-    parent_status = next(describe(batch, [parent_id]))["status"]
+    parent = _parent(batch, parent_id)
+    kids = _children_of(batch, parent)
     return JobUsage(
-        status=parent_status,
+        status=parent["status"],
         children=len(kids),
         failed=sum(k["status"] == "FAILED" for k in kids),
         succeeded=sum(k["status"] == "SUCCEEDED" for k in kids),

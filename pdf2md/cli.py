@@ -160,9 +160,10 @@ def _collect(paths: Sequence[str]) -> Iterator[Job]:
 
 
 def _has_pdf_header(path: Path) -> bool:
+    from pdf2md.convert.document import looks_like_pdf
+
     try:
-        with path.open("rb") as fh:
-            return b"%PDF-" in fh.read(1024)
+        return looks_like_pdf(path)
     except OSError:
         return False
 

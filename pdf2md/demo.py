@@ -7,7 +7,6 @@ runs the DAG against it; the report is printed and the Markdown copied to ./demo
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -46,8 +45,6 @@ def main() -> int:
 
     with local_aws() as endpoint:
         os.environ.update(aws_env(endpoint))
-        os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
-            {"conn_type": "aws", "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}})
         step(f"local AWS (S3, SQS, Batch with a local executor) at {endpoint}")
         provision(endpoint, buckets=("pdf2md-input", "pdf2md-output"))
         s3 = boto3.client("s3")

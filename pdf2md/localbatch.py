@@ -11,6 +11,7 @@ test only sees AWS_ENDPOINT_URL.
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import os
 import signal
@@ -214,8 +215,9 @@ def local_aws(
 
 
 def aws_env(endpoint_url: str) -> dict[str, str]:
-    """The environment that points boto3 (and Airflow's AWS connection) at the emulator."""
-    return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint_url}
+    """The environment that points boto3 and Airflow's aws_default connection at the emulator."""
+    connection = {"conn_type": "aws", "extra": {"endpoint_url": endpoint_url, "region_name": REGION}}
+    return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint_url, "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection)}
 
 
 def provision(

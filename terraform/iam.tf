@@ -58,7 +58,24 @@ data "aws_iam_policy_document" "ec2_trust" {
 
 # --- job role: the worker ---------------------------------------------------------------------------
 
+# The job and Airflow both read and write KMS-encrypted objects, through S3 and SQS only.
+data "aws_iam_policy_document" "use_data_key" {
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.main.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = local.kms_via_services
+    }
+  }
+}
+
 data "aws_iam_policy_document" "job" {
+  source_policy_documents = [data.aws_iam_policy_document.use_data_key.json]
+
   statement {
     sid       = "ReadInputPdfs"
     actions   = ["s3:GetObject"]
@@ -133,17 +150,6 @@ data "aws_iam_policy_document" "job" {
     }
   }
 
-  statement {
-    sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.main.arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = local.kms_via_services
-    }
-  }
 }
 
 resource "aws_iam_role" "job" {
@@ -213,6 +219,8 @@ resource "aws_iam_instance_profile" "instance" {
 # --- Airflow: submit/observe/terminate on this queue and definition; S3 and SQS -----------------------
 
 data "aws_iam_policy_document" "airflow" {
+  source_policy_documents = [data.aws_iam_policy_document.use_data_key.json]
+
   statement {
     sid     = "SubmitToThisQueueAndDefinition"
     actions = ["batch:SubmitJob"]
@@ -298,17 +306,6 @@ data "aws_iam_policy_document" "airflow" {
     resources = [aws_sqs_queue.events.arn]
   }
 
-  statement {
-    sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.main.arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = local.kms_via_services
-    }
-  }
 }
 
 resource "aws_iam_policy" "airflow" {

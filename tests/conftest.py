@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -36,8 +35,7 @@ def aws_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     log_dir = tmp_path_factory.mktemp("batch-logs")
     with local_aws(slots=3, log_dir=log_dir, stop_timeout_s=30) as endpoint:
-        env = {**aws_env(endpoint), "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-            {"conn_type": "aws", "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}})}
+        env = aws_env(endpoint)
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         provision(endpoint, buckets=())

@@ -32,7 +32,7 @@ _LOAD_ERRORS = {
 }
 
 
-def _looks_like_pdf(path: Path) -> bool:
+def looks_like_pdf(path: Path) -> bool:
     """PDF readers accept junk before the header, but not a file without one in its first KiB."""
     with path.open("rb") as fh:
         head = fh.read(_PDF_MAGIC_WINDOW)
@@ -49,7 +49,7 @@ def open_pdf(path: Path, passwords: Sequence[str] = (), max_pages: int | None = 
         raise ConversionError("not-pdf", f"{path} is not a file")
     if path.stat().st_size == 0:
         raise ConversionError("not-pdf", "the file is empty (0 bytes)")
-    if not _looks_like_pdf(path):
+    if not looks_like_pdf(path):
         raise ConversionError("not-pdf", "no %PDF- header in the first KiB")
     doc = pdfium.PdfDocument(_load_with_passwords(path, passwords))
     try:
