@@ -41,7 +41,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/scale.py
 
 bench-gpu: $(STAMP)
-	$(BIN)/python bench/dolphin_gpu.py --tiny
+	$(BIN)/python bench/dolphin_gpu.py --tiny 1.x
+	$(BIN)/python bench/dolphin_gpu.py --tiny v2
 
 # Refresh the pins after changing dependencies in pyproject.toml.
 lock: $(STAMP)

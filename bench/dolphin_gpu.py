@@ -1,7 +1,9 @@
 """Dolphin throughput on this machine's GPU: pages/s and peak GPU memory.
 
     .venv/bin/python bench/dolphin_gpu.py --model-dir DIR [--pdf FILE] [--pages N] [--max-batch N]
-    .venv/bin/python bench/dolphin_gpu.py --tiny      # a tiny random model: proves the CUDA path without weights
+    .venv/bin/python bench/dolphin_gpu.py --tiny [1.x|v2]   # a tiny random model: proves the CUDA path without weights
+
+--model-dir takes a Dolphin 1.0/1.5 or v2 checkpoint; its config.json picks the engine.
 
 Without --pdf it converts a synthetic text-and-table PDF. The first page is a warm-up and not timed.
 """
@@ -20,7 +22,9 @@ import pypdfium2 as pdfium
 from PIL import Image, ImageDraw
 
 from pdf2md.convert.dolphin import DolphinBackend
-from pdf2md.convert.dolphin.tiny import build_tiny_model
+from pdf2md.convert.dolphin.tiny import build_tiny_model, build_tiny_v2_model
+
+TINY = {"1.x": lambda d: build_tiny_model(d, max_positions=512), "v2": lambda d: build_tiny_v2_model(d, max_positions=1024)}
 
 LOREM = "Dolphin reads the layout of each page first, then every element of it in batches. "
 
@@ -51,14 +55,14 @@ def _synthetic_page(number: int) -> Image.Image:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, help="a Dolphin 1.x checkpoint dir")
-    parser.add_argument("--tiny", action="store_true", help="build and use a tiny random model instead")
+    parser.add_argument("--model-dir", type=Path, help="a Dolphin checkpoint dir (1.0, 1.5 or v2)")
+    parser.add_argument("--tiny", nargs="?", const="1.x", choices=sorted(TINY), help="build and use a tiny random model instead")
     parser.add_argument("--pdf", type=Path, help="the PDF to convert (default: a synthetic one)")
     parser.add_argument("--pages", type=int, default=16, help="pages to time (default 16)")
     parser.add_argument("--max-batch", type=int, help="most crops per batch (default: from free GPU memory)")
     args = parser.parse_args()
-    if not args.tiny and args.model_dir is None:
-        parser.error("give --model-dir DIR or --tiny")
+    if args.tiny is None and args.model_dir is None:
+        parser.error("give --model-dir DIR or --tiny [1.x|v2]")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     import torch
@@ -66,7 +70,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("warning: no CUDA GPU here; timing the CPU path", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = build_tiny_model(Path(tmp) / "tiny", max_positions=512) if args.tiny else args.model_dir
+        model_dir = TINY[args.tiny](Path(tmp) / "tiny") if args.tiny else args.model_dir
         pdf = args.pdf or synthetic_pdf(Path(tmp) / "synthetic.pdf", args.pages + 1)
         result = run(model_dir, pdf, args.pages, args.max_batch)
     print(json.dumps(result, indent=2))
@@ -94,6 +98,8 @@ def run(model_dir: Path, pdf: Path, pages: int, max_batch: int | None) -> dict[s
     return {
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "model_dir": str(model_dir),
+        "engine": type(backend.engine).__name__,
+        "dtype": str(getattr(backend.engine, "dtype", "")),
         "pages": len(indices) - 1,
         "load_seconds": round(load_s, 2),
         "seconds": round(elapsed, 2),

@@ -1,4 +1,4 @@
-"""A tiny random Dolphin of the real architecture, built once per session, and a real one-page PDF."""
+"""Tiny random Dolphins (1.x and v2) of the real architectures, built once per session, and a real two-page PDF."""
 
 from __future__ import annotations
 
@@ -36,3 +36,11 @@ def pdf_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     doc.save(path)
     doc.close()
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_v2_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("transformers")
+    from pdf2md.convert.dolphin.tiny import build_tiny_v2_model
+
+    return build_tiny_v2_model(tmp_path_factory.mktemp("tiny-dolphin-v2"))

@@ -1,4 +1,7 @@
-"""The real path on a real PDF: render -> layout -> parse -> crops -> elements -> Markdown, on a tiny random Dolphin."""
+"""The real path on a real PDF: render -> layout -> parse -> crops -> elements -> Markdown, on tiny random Dolphins.
+
+Every test runs on both generations: 1.x (Swin + MBart) and v2 (Qwen2.5-VL).
+"""
 
 from __future__ import annotations
 
@@ -12,45 +15,76 @@ from PIL import Image
 from pdf2md.contracts import ENV_MODEL_DIR, ENV_MODEL_URI
 from pdf2md.convert.backends import BackendUnavailable, PageOutput, load_backend
 from pdf2md.convert.dolphin import DolphinBackend
+from pdf2md.convert.dolphin.layout import PageGeometry
 from pdf2md.convert.dolphin.prompts import LAYOUT_PROMPT, PROMPTS
-from pdf2md.convert.dolphin.render import prefetch_pages, render_page
+from pdf2md.convert.dolphin.render import pad_to_square, prefetch_pages, render_page
 from pdf2md.convert.errors import ConversionError
 from pdf2md.convert.pipeline import ConvertOptions, convert_pdf
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-RECORDED_LAYOUT = (
-    "[0.12,0.10,0.60,0.13] title\n[0.12,0.18,0.88,0.46] para\n[0.12,0.18,0.88,0.46] para\n"
-    "[0.12,0.47,0.50,0.52] equ\n[0.12,0.52,0.88,0.70] tab\n[0.55,0.72,0.88,0.90] fig\n[0.12,0.72,0.50,0.90] code\nbroken ["
-)
+RECORDED_BOXES = [
+    ((0.12, 0.10, 0.60, 0.13), "title"),
+    ((0.12, 0.18, 0.88, 0.46), "para"),
+    ((0.12, 0.18, 0.88, 0.46), "para"),
+    ((0.12, 0.47, 0.50, 0.52), "equ"),
+    ((0.12, 0.52, 0.88, 0.70), "tab"),
+    ((0.55, 0.72, 0.88, 0.90), "fig"),
+    ((0.12, 0.72, 0.50, 0.90), "code"),
+]
+"""A page as Dolphin lays it out, with a duplicated box and a truncated last line."""
+
+
+def recorded_layout(generation: str, geometry: PageGeometry) -> str:
+    """RECORDED_BOXES in each generation's own format: 1.0 fractions of the square, v2 pixels of its grid."""
+    if generation == "1.x":
+        return "\n".join(f"[{a},{b},{c},{d}] {label}" for (a, b, c, d), label in RECORDED_BOXES) + "\nbroken ["
+    width, height = geometry.grid
+    pairs = [f"[{round(a * width)},{round(b * height)},{round(c * width)},{round(d * height)}][{label}]" for (a, b, c, d), label in RECORDED_BOXES]
+    return "[PAIR_SEP]".join(pairs) + "[PAIR_SEP][12,"
+
+
+@pytest.fixture(scope="module", params=["1.x", "v2"])
+def generation(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def model_dir(generation: str, tiny_model_dir: Path, tiny_v2_model_dir: Path) -> Path:
+    return tiny_model_dir if generation == "1.x" else tiny_v2_model_dir
 
 
 @pytest.fixture
-def model_env(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv(ENV_MODEL_DIR, str(tiny_model_dir))
+def model_env(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv(ENV_MODEL_DIR, str(model_dir))
     monkeypatch.delenv(ENV_MODEL_URI, raising=False)
     load_backend.cache_clear()
-    yield tiny_model_dir
+    yield model_dir
     load_backend.cache_clear()
 
 
 @pytest.fixture(scope="module")
-def backend(tiny_model_dir: Path) -> DolphinBackend:
-    return DolphinBackend(tiny_model_dir, max_batch=4)
+def backend(model_dir: Path) -> DolphinBackend:
+    return DolphinBackend(model_dir, max_batch=4)
 
 
 class RecordedLayout:
     """The real tiny model for elements, a recorded answer for the page layout; logs every call."""
 
-    def __init__(self, real: DolphinBackend) -> None:
+    def __init__(self, real: DolphinBackend, generation: str) -> None:
         self.real = real.engine
+        self.generation = generation
+        self.fallback_label = self.real.fallback_label
         self.calls: list[tuple[str, int]] = []
+
+    def frame(self, page: Image.Image) -> tuple[Image.Image, PageGeometry]:
+        return self.real.frame(page)
 
     def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str]:
         self.calls.append((prompt, len(images)))
         if prompt == LAYOUT_PROMPT:
-            return [RECORDED_LAYOUT] * len(images)
+            return [recorded_layout(self.generation, self.frame(image)[1]) for image in images]
         return self.real.generate(images, prompt)
 
 
@@ -70,8 +104,8 @@ def test_real_model_end_to_end_through_the_backend(model_env: Path, pdf_path: Pa
         assert page.extra["failed_elements"] == 0
 
 
-def test_recorded_layout_drives_crops_batched_across_pages(backend: DolphinBackend, pdf_path: Path) -> None:
-    recorded = RecordedLayout(backend)
+def test_recorded_layout_drives_crops_batched_across_pages(backend: DolphinBackend, generation: str, pdf_path: Path) -> None:
+    recorded = RecordedLayout(backend, generation)
     pooled = DolphinBackend(engine=recorded, max_batch=16)
     doc = pdfium.PdfDocument(pdf_path)
     try:
@@ -89,14 +123,14 @@ def test_recorded_layout_drives_crops_batched_across_pages(backend: DolphinBacke
         assert all(0 <= v <= 1 for v in page.extra["figures"][0]["box"])
 
 
-def test_out_of_memory_halves_the_batch_and_finishes(backend: DolphinBackend, pdf_path: Path) -> None:
+def test_out_of_memory_halves_the_batch_and_finishes(backend: DolphinBackend, generation: str, pdf_path: Path) -> None:
     class Tight(RecordedLayout):
         def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str]:
             if len(images) > 1:
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
             return super().generate(images, prompt)
 
-    tight = DolphinBackend(engine=Tight(backend), max_batch=4)
+    tight = DolphinBackend(engine=Tight(backend, generation), max_batch=4)
     doc = pdfium.PdfDocument(pdf_path)
     try:
         out = tight.convert_pages(doc, [0, 1])
@@ -133,12 +167,12 @@ def test_bad_figures_option_is_rejected(backend: DolphinBackend) -> None:
 def test_pages_render_once_into_a_centred_square(pdf_path: Path) -> None:
     doc = pdfium.PdfDocument(pdf_path)
     try:
-        page = render_page(doc, 0)
-        assert page.square.size == (896, 896) and page.geometry.content == (101, 0, 794, 896)  # 612 x 792 pt at 896/792
-        assert page.square.getpixel((50, 448)) == (0, 0, 0) and page.square.getpixel((120, 20)) == (255, 255, 255)
+        page = render_page(doc, 0, pad_to_square)
+        assert page.image.size == (896, 896) and page.geometry.content == (101, 0, 794, 896)  # 612 x 792 pt at 896/792
+        assert page.image.getpixel((50, 448)) == (0, 0, 0) and page.image.getpixel((120, 20)) == (255, 255, 255)
         with pytest.raises(pdfium.PdfiumError):
-            list(prefetch_pages(doc, [0, 7]))
-        first = next(iter(prefetch_pages(doc, [0, 1, 0, 1], depth=1)))
+            list(prefetch_pages(doc, [0, 7], pad_to_square))
+        first = next(iter(prefetch_pages(doc, [0, 1, 0, 1], pad_to_square, depth=1)))
         assert first.index == 0
     finally:
         doc.close()

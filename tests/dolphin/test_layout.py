@@ -36,10 +36,25 @@ def test_boxes_are_clipped_to_the_page_inside_the_padding() -> None:
     assert header.box[0] == 102 and header.box[2] == 794
 
 
-def test_reversed_corners_and_overlaps() -> None:
-    a, b = parse_layout("[0.5,0.3,0.2,0.1] para [0.2,0.25,0.5,0.4] para", LETTER)
+def test_reversed_corners_and_a_slight_overlap() -> None:
+    a, b = parse_layout("[0.5,0.3,0.2,0.1] para [0.2,0.28,0.5,0.6] para", LETTER)
     assert a.box == (179, 90, 448, 269)
-    assert b.box == (179, 269, 448, 358)  # started inside the previous box: starts below it
+    assert b.box == (179, 269, 448, 538)  # started inside the previous box: starts below it
+
+
+def test_a_layout_of_crossing_boxes_is_not_trusted() -> None:
+    crossing = "[0.1,0.1,0.6,0.5][para][PAIR_SEP][0.3,0.2,0.9,0.6][para][PAIR_SEP][0.1,0.7,0.9,0.8][para]"
+    assert parse_layout(crossing, LETTER) == []  # 2 of 3 boxes overlap another: the page is read whole
+    rows = "[PAIR_SEP]".join(f"[0.1,{y / 100},0.9,{(y + 8) / 100}][para]" for y in range(10, 90, 10))
+    one_pair_in_ten = rows + "[PAIR_SEP][0.1,0.9,0.9,0.95][para][PAIR_SEP][0.1,0.93,0.9,0.99][para]"
+    kept = parse_layout(one_pair_in_ten, LETTER)  # 2 of 10 overlap: the layout stands, the later box is trimmed
+    assert len(kept) == 10 and kept[-1].box[1] == kept[-2].box[3]
+
+
+def test_v2_pixels_count_on_the_processor_grid() -> None:
+    page = PageGeometry.resized(692, 896, grid=(700, 896))
+    (element,) = parse_layout("[350,448,700,896][para][author]", page)
+    assert element.box == (346, 448, 692, 896) and element.label == "para"
 
 
 def test_pixel_coordinates_scale_with_the_square() -> None:
@@ -54,4 +69,4 @@ def test_unusable_layouts_give_nothing(text: str) -> None:
 
 
 def test_whole_page_fallback_reads_the_page_only() -> None:
-    assert whole_page(LETTER) == [LayoutElement("para", (102, 0, 794, 896), 0)]
+    assert whole_page(LETTER, "para") == [LayoutElement("para", (102, 0, 794, 896), 0)]

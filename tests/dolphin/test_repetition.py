@@ -36,7 +36,7 @@ def test_token_ids_work_the_same() -> None:
 
 def test_stopping_criterion_stops_only_looping_rows() -> None:
     torch = pytest.importorskip("torch")
-    from pdf2md.convert.dolphin.engine import RepetitionStop
+    from pdf2md.convert.dolphin.generation import RepetitionStop
 
     looping = [9, 9, 9] + [1, 2, 3] * 60
     fine = [9, 9, 9] + list(range(10, 190))

@@ -1,4 +1,4 @@
-"""Dolphin 1.x (ByteDance's two-stage document parser) as a page backend for the GPU workers."""
+"""Dolphin (ByteDance's two-stage document parser; 1.0, 1.5 and v2) as a page backend for the GPU workers."""
 
 from __future__ import annotations
 

@@ -1,7 +1,11 @@
-"""The Dolphin page backend: layout per page, then element crops batched by prompt across pages."""
+"""The Dolphin page backend: layout per page, then element crops batched by prompt across pages.
+
+The same pipeline drives both generations; the checkpoint's config.json picks the engine.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections import defaultdict
@@ -16,9 +20,9 @@ from PIL import Image
 
 from pdf2md.convert.backends import BackendUnavailable, PageOutput
 from pdf2md.convert.dolphin.batching import MAX_BATCH, AdaptiveBatcher, initial_batch_size
-from pdf2md.convert.dolphin.layout import LayoutElement, parse_layout, whole_page
+from pdf2md.convert.dolphin.layout import LayoutElement, PageGeometry, parse_layout, whole_page
 from pdf2md.convert.dolphin.markdown import FIGURE_MODES, ReadElement, figure_name, page_markdown, rule_for
-from pdf2md.convert.dolphin.model_dir import resolve_model_dir
+from pdf2md.convert.dolphin.model_dir import checkpoint_type, resolve_model_dir
 from pdf2md.convert.dolphin.prompts import LAYOUT_PROMPT, PROMPTS
 from pdf2md.convert.dolphin.render import RenderedPage, prefetch_pages
 from pdf2md.convert.dolphin.repetition import cut_repetition
@@ -33,8 +37,19 @@ PAGES_PER_ROUND = 8
 """Pages whose crops are pooled into the same batches (more pages: fuller batches, more memory held)."""
 
 
+ENGINES = {
+    "vision-encoder-decoder": "pdf2md.convert.dolphin.engine:DolphinModel",
+    "qwen2_5_vl": "pdf2md.convert.dolphin.engine_v2:DolphinV2Model",
+}
+"""config.json model_type -> the engine for it: Dolphin 1.0/1.5, Dolphin v2."""
+
+
 class Engine(Protocol):
-    """What the backend needs from the model (the real one is engine.DolphinModel)."""
+    """What the backend needs from a model: how it sees a page, and one prompt answered over a batch."""
+
+    fallback_label: str
+
+    def frame(self, page: Image.Image) -> tuple[Image.Image, PageGeometry]: ...
 
     def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str]: ...
 
@@ -49,13 +64,13 @@ class _Crop:
 
 
 class DolphinBackend:
-    """Dolphin 1.x on whole pages.
+    """Dolphin (1.0, 1.5 or v2) on whole pages.
 
     :param model_dir: a complete checkpoint dir; default: PDF2MD_MODEL_DIR / PDF2MD_MODEL_URI.
     :param figures: 'reference' or 'drop'; default: PDF2MD_DOLPHIN_FIGURES or 'reference'.
     :param max_batch: most crops per batch; default: PDF2MD_DOLPHIN_MAX_BATCH or 8 (fewer if memory is short).
     :param pages_per_round: pages rendered ahead and pooled per round of batches.
-    :param engine: a ready model (tests); default: DolphinModel loaded from the model dir.
+    :param engine: a ready model (tests); default: the engine for the checkpoint in the model dir.
     """
 
     name = "dolphin"
@@ -70,7 +85,7 @@ class DolphinBackend:
         engine: Engine | None = None,
     ) -> None:
         try:
-            from pdf2md.convert.dolphin import engine as torch_engine
+            from pdf2md.convert.dolphin import generation
         except ImportError as exc:
             raise BackendUnavailable(f"the Dolphin backend needs torch and transformers (pip install 'pdf2md[dolphin]'): {exc.name}") from exc
         env = os.environ
@@ -78,36 +93,36 @@ class DolphinBackend:
         if self.figures not in FIGURE_MODES:
             raise BackendUnavailable(f"{ENV_FIGURES}={self.figures!r} is not one of {', '.join(FIGURE_MODES)}")
         self.pages_per_round = max(1, pages_per_round)
-        self.engine: Engine = engine or torch_engine.DolphinModel(model_dir or resolve_model_dir(env))
+        self.engine: Engine = engine or load_engine(model_dir or resolve_model_dir(env))
         cap = max_batch or _int_env(env, ENV_MAX_BATCH) or MAX_BATCH
         self.batcher = AdaptiveBatcher(
-            initial_batch_size(torch_engine.free_gpu_bytes(), cap),
-            is_oom=torch_engine.is_oom,
-            after_oom=torch_engine.release_cached_memory,
+            initial_batch_size(generation.free_gpu_bytes(), cap),
+            is_oom=generation.is_oom,
+            after_oom=generation.release_cached_memory,
         )
-        self._torch = torch_engine  # GPU memory probes; imported here so that importing this module needs no torch
+        self._gpu = generation  # memory probes; imported here so that importing this module needs no torch
         log.info("Dolphin backend ready: element batch %d, figures %s", self.batcher.size, self.figures)
 
     def convert_pages(self, doc: pdfium.PdfDocument, pages: Sequence[int]) -> dict[int, PageOutput]:
         out: dict[int, PageOutput] = {}
-        for round_pages in _chunks(prefetch_pages(doc, pages, self.pages_per_round), self.pages_per_round):
+        for round_pages in _chunks(prefetch_pages(doc, pages, self.engine.frame, self.pages_per_round), self.pages_per_round):
             out.update(self._convert_round(round_pages))
         return out
 
     def _convert_round(self, pages: list[RenderedPage]) -> dict[int, PageOutput]:
         """Layouts for the round's pages in one batch, then every crop of the round by prompt."""
-        self._torch.reset_peak_memory()
+        self._gpu.reset_peak_memory()
         seconds = [p.seconds for p in pages]
-        layouts = self.batcher.run([p.square for p in pages], lambda batch: self.engine.generate(batch, LAYOUT_PROMPT))
+        layouts = self.batcher.run([p.image for p in pages], lambda batch: self.engine.generate(batch, LAYOUT_PROMPT))
         elements: list[list[LayoutElement]] = []
         fallbacks: list[bool] = []
         for i, page in enumerate(pages):
             seconds[i] += layouts.seconds[i]
             parsed = parse_layout(layouts.results[i] or "", page.geometry)
             fallbacks.append(not parsed)
-            elements.append(parsed or whole_page(page.geometry))
+            elements.append(parsed or whole_page(page.geometry, self.engine.fallback_label))
         texts, failed = self._read_elements(pages, elements, seconds)
-        peak_mb = self._torch.peak_memory_mb()
+        peak_mb = self._gpu.peak_memory_mb()
         out: dict[int, PageOutput] = {}
         for i, page in enumerate(pages):
             read = [ReadElement(e.label, texts.get((i, e.order), ""), e.order) for e in elements[i]]
@@ -132,7 +147,7 @@ class DolphinBackend:
             for element in elements[i]:
                 kind = rule_for(element.label).kind
                 if kind is not None:
-                    by_kind[kind].append(_Crop(i, element, page.square.crop(element.box)))
+                    by_kind[kind].append(_Crop(i, element, page.image.crop(element.box)))
         texts: dict[tuple[int, int], str] = {}
         failed = [0] * len(pages)
         for kind, crops in by_kind.items():
@@ -144,6 +159,19 @@ class DolphinBackend:
                 failed[crop.page] += text is None
                 texts[(crop.page, crop.element.order)] = cut_repetition(text or "")
         return texts, failed
+
+
+def load_engine(model_dir: Path) -> Engine:
+    """The engine for the checkpoint's architecture; a one-line error for anything else."""
+    model_type = checkpoint_type(model_dir)
+    target = ENGINES.get(model_type)
+    if target is None:
+        raise BackendUnavailable(
+            f"{model_dir} holds a {model_type!r} model, not Dolphin ({' or '.join(repr(t) for t in ENGINES)})"
+        )
+    module, _, name = target.partition(":")
+    engine: Engine = getattr(importlib.import_module(module), name)(model_dir)
+    return engine
 
 
 def _figures(page: RenderedPage, elements: list[LayoutElement]) -> list[dict[str, Any]]:

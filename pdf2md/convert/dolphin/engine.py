@@ -1,49 +1,39 @@
-"""Dolphin 1.x inference: one batched `generate` per prompt, fp16 on CUDA, fp32 on CPU, offline only."""
+"""Dolphin 1.x inference (Swin encoder, MBart decoder): one batched `generate` per prompt, offline only."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from PIL import Image
-from transformers import AutoProcessor, StoppingCriteria, VisionEncoderDecoderModel
+from transformers import AutoProcessor, VisionEncoderDecoderModel
 
+from pdf2md.convert.dolphin.generation import RepetitionStop, pick_device
+from pdf2md.convert.dolphin.layout import PageGeometry
 from pdf2md.convert.dolphin.prompts import ANSWER_TOKEN, decoder_prompt
-from pdf2md.convert.dolphin.repetition import MAX_UNIT, repeated_tail
+from pdf2md.convert.dolphin.render import pad_to_square
 
 log = logging.getLogger(__name__)
 
 MAX_LENGTH = 4096
 REPETITION_PENALTY = 1.1
-STOP_COPIES = 8
-"""A row whose last tokens repeat a unit this many times (over STOP_SPAN_TOKENS) stops decoding."""
-STOP_SPAN_TOKENS = 128
-"""Long enough that a legitimately repetitive answer (a row of empty table cells) is not stopped."""
 ATTENTION = {"encoder": "eager", "decoder": "sdpa"}
 """DonutSwin has no SDPA; MBart's decoder does."""
 
 
-class RepetitionStop(StoppingCriteria):
-    """A stopping criterion that ends each row caught in a token loop (saves up to ~4k wasted steps)."""
-
-    def __init__(self, prompt_len: int) -> None:
-        self.prompt_len = prompt_len
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        window = STOP_COPIES * MAX_UNIT
-        tails = input_ids[:, max(self.prompt_len, input_ids.shape[1] - window):].tolist()
-        done = [repeated_tail(row, STOP_COPIES, STOP_SPAN_TOKENS) is not None for row in tails]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
 class DolphinModel:
-    """Loads the checkpoint once (local files only: never the hub) and answers one prompt over a batch of images."""
+    """Loads the checkpoint once (local files only: never the hub) and answers one prompt over a batch of images.
+
+    fp16 on CUDA (as upstream runs it, and the T4 has no bf16), fp32 on a CPU.
+    """
+
+    fallback_label = "para"
+    """A page whose layout is unusable is read as one paragraph of text."""
 
     def __init__(self, model_dir: Path, device: str | None = None) -> None:
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = pick_device(device)
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self.processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
         self.tokenizer = self.processor.tokenizer
@@ -55,6 +45,9 @@ class DolphinModel:
         positions = getattr(self.model.config.decoder, "max_position_embeddings", MAX_LENGTH)
         self.max_length = min(MAX_LENGTH, positions)
         log.info("Dolphin loaded from %s on %s (%s)", model_dir, self.device, self.dtype)
+
+    def frame(self, page: Image.Image) -> tuple[Image.Image, PageGeometry]:
+        return pad_to_square(page)
 
     @torch.inference_mode()
     def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str]:
@@ -89,32 +82,3 @@ class DolphinModel:
             if token:
                 text = text.replace(token, "")
         return text.strip()
-
-
-def free_gpu_bytes() -> int | None:
-    """Free accelerator memory, or None on a CPU."""
-    if not torch.cuda.is_available():
-        return None
-    free, _total = torch.cuda.mem_get_info()
-    return int(free)
-
-
-def is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, torch.cuda.OutOfMemoryError)
-
-
-def release_cached_memory() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def reset_peak_memory() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-
-
-def peak_memory_mb() -> float | None:
-    """Peak GPU memory allocated since the last reset, or None on a CPU."""
-    if not torch.cuda.is_available():
-        return None
-    return round(torch.cuda.max_memory_allocated() / 2**20, 1)

@@ -1,7 +1,8 @@
 """Stage 1 output -> element boxes: tolerant of malformed lines, duplicates, overlaps and stray coordinates.
 
 Dolphin 1.0 writes `[x1,y1,x2,y2] label` with coordinates in 0..1 of the padded square; 1.5 writes
-`[x1,y1,x2,y2][label][tags]` in pixels of the 896 square, separated by `[PAIR_SEP]`. Both are read.
+`[x1,y1,x2,y2][label][tags]` in pixels of the 896 square, separated by `[PAIR_SEP]`; v2 writes the 1.5
+format in pixels of the image its processor resized. All are read.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 MODEL_SQUARE = 896
-"""The side of the square the model sees; pixel coordinates refer to it."""
+"""The side of the square Dolphin 1.x sees; its pixel coordinates refer to it."""
 MIN_SIDE = 4
 """Crops thinner than this hold nothing readable."""
 DUPLICATE_IOU = 0.8
-FALLBACK_LABEL = "para"
+OVERLAP_IOU = 0.1
+OVERLAPPED_SHARE = 0.25
+"""A layout where more than this share of boxes overlap another (IoU > OVERLAP_IOU) is not trusted:
+the model lost the page (photographed, skewed), so the page is read whole (upstream's v2 rule)."""
 
 _NUM = r"(-?\d+(?:\.\d+)?|-?\.\d+)"
 _ENTRY = re.compile(
@@ -29,17 +33,23 @@ Box = tuple[int, int, int, int]
 
 @dataclass(frozen=True)
 class PageGeometry:
-    """Where the page lies inside the padded square the model saw (pixels)."""
+    """The image the model saw, where the page lies in it, and the pixel grid its coordinates count in."""
 
-    square: int
+    size: tuple[int, int]
     content: Box
+    grid: tuple[int, int]
 
     @classmethod
     def centred(cls, width: int, height: int) -> PageGeometry:
-        """The page padded to a square around its centre, as Dolphin's processor pads."""
+        """The page padded to a square around its centre, as Dolphin 1.x's processor pads."""
         square = max(width, height)
         left, top = (square - width) // 2, (square - height) // 2
-        return cls(square, (left, top, left + width, top + height))
+        return cls((square, square), (left, top, left + width, top + height), (MODEL_SQUARE, MODEL_SQUARE))
+
+    @classmethod
+    def resized(cls, width: int, height: int, grid: tuple[int, int]) -> PageGeometry:
+        """The page itself, which the model's processor resized to `grid` (Dolphin v2)."""
+        return cls((width, height), (0, 0, width, height), grid)
 
 
 @dataclass(frozen=True)
@@ -57,29 +67,40 @@ def parse_layout(text: str, geometry: PageGeometry) -> list[LayoutElement]:
     if not entries:
         return []
     normalised = max(max(coords) for coords, _ in entries) <= 1.0
-    scale = geometry.square if normalised else geometry.square / MODEL_SQUARE
-    kept: list[tuple[str, Box]] = []
+    width, height = geometry.size
+    scale = (width, height) if normalised else (width / geometry.grid[0], height / geometry.grid[1])
+    boxes: list[tuple[str, Box]] = []
     for coords, label in entries:
         box = _to_pixels(coords, scale, geometry.content)
-        if box is None or any(_iou(box, other) >= DUPLICATE_IOU for _, other in kept):
-            continue
-        if kept:
-            box = _trim_overlap(box, kept[-1][1])
-        kept.append((label, box))
+        if box is not None and not any(_iou(box, other) >= DUPLICATE_IOU for _, other in boxes):
+            boxes.append((label, box))
+    if _overlapped([box for _, box in boxes]):
+        log.debug("layout: most boxes overlap, the page is read whole")
+        return []
+    kept: list[tuple[str, Box]] = []
+    for label, box in boxes:
+        kept.append((label, _trim_overlap(box, kept[-1][1]) if kept else box))
     skipped = len(entries) - len(kept)
     if skipped:
         log.debug("layout: %d of %d boxes unusable or duplicated", skipped, len(entries))
     return [LayoutElement(label, box, order) for order, (label, box) in enumerate(kept)]
 
 
-def whole_page(geometry: PageGeometry) -> list[LayoutElement]:
-    """The fallback when the layout is unusable: read the page as one block of text."""
-    return [LayoutElement(FALLBACK_LABEL, geometry.content, 0)]
+def whole_page(geometry: PageGeometry, label: str) -> list[LayoutElement]:
+    """The fallback when the layout is unusable: read the page as one element."""
+    return [LayoutElement(label, geometry.content, 0)]
 
 
-def _to_pixels(coords: tuple[float, ...], scale: float, content: Box) -> Box | None:
-    """Scale, order and clip one box to the page inside the square; None when too thin to read."""
-    x1, y1, x2, y2 = (round(c * scale) for c in coords)
+def _overlapped(boxes: list[Box]) -> bool:
+    if len(boxes) < 2:
+        return False
+    overlapping = sum(any(_iou(box, other) > OVERLAP_IOU for j, other in enumerate(boxes) if j != i) for i, box in enumerate(boxes))
+    return overlapping / len(boxes) > OVERLAPPED_SHARE
+
+
+def _to_pixels(coords: tuple[float, ...], scale: tuple[float, float], content: Box) -> Box | None:
+    """Scale, order and clip one box to the page inside the model's image; None when too thin to read."""
+    x1, y1, x2, y2 = (round(c * scale[i % 2]) for i, c in enumerate(coords))
     x1, x2 = sorted((x1, x2))
     y1, y2 = sorted((y1, y2))
     cx1, cy1, cx2, cy2 = content

@@ -19,8 +19,9 @@ class LabelRule:
     block: str
 
 
-_HEADING = {"title": 1, "sec": 2, "sec_0": 2, "sub_sec": 3, "sec_1": 3}
-_HEADING.update({name: 4 for name in ("sub_sub_sec", "sec_2", "sec_3", "sec_4", "sec_5")})
+_HEADING = {"title": 1, "sec": 2, "sub_sec": 3, "sub_sub_sec": 4, "sec_0": 1, "sec_1": 2, "sec_2": 3}
+_HEADING.update({name: 4 for name in ("sec_3", "sec_4", "sec_5")})
+"""1.0 names its levels (title, sec, sub_sec); 1.5 and v2 number them from the title (sec_0)."""
 
 LABELS: dict[str, LabelRule] = {
     **{name: LabelRule("text", f"h{level}") for name, level in _HEADING.items()},
@@ -32,8 +33,10 @@ LABELS: dict[str, LabelRule] = {
     "header": LabelRule(None, "drop"),
     "foot": LabelRule(None, "drop"),
     "watermark": LabelRule(None, "drop"),
+    "distorted_page": LabelRule("text", "markdown"),
 }
-"""Dolphin's labels; any other (para, cap, fnote, author, half_para, ...) is a paragraph of text."""
+"""Dolphin's labels; any other (para, cap, fnote, author, half_para, ...) is a paragraph of text.
+A v2 `distorted_page` is the whole page read at once, already Markdown: it is written as it came."""
 DEFAULT_RULE = LabelRule("text", "paragraph")
 
 
@@ -151,6 +154,7 @@ def _code(text: str) -> str:
 
 WRITERS: dict[str, Callable[[str], str]] = {
     **{f"h{level}": _heading(level) for level in range(1, 5)},
+    "markdown": str.strip,
     "paragraph": _paragraph,
     "list": _list_item,
     "table": _table,

@@ -28,7 +28,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "tokenizer": ("tokenizer.json", "sentencepiece.bpe.model", "tokenizer.model"),
     "processor": ("preprocessor_config.json", "processor_config.json"),
 }
-"""What a Dolphin 1.x checkpoint needs: any one file of each group."""
+"""What a Dolphin checkpoint (1.x or v2) needs: any one file of each group."""
 
 
 def missing_files(model_dir: Path) -> list[str]:
@@ -49,6 +49,17 @@ def validate_model_dir(model_dir: Path) -> Path:
     if missing:
         raise BackendUnavailable(f"Dolphin model dir {model_dir} is incomplete: missing {', '.join(missing)}")
     return model_dir
+
+
+def checkpoint_type(model_dir: Path) -> str:
+    """The architecture a checkpoint declares (config.json model_type), which picks the engine."""
+    try:
+        model_type = json.loads((model_dir / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise BackendUnavailable(f"Dolphin model dir {model_dir} has no readable config.json: {exc}") from exc
+    if not isinstance(model_type, str):
+        raise BackendUnavailable(f"{model_dir / 'config.json'} names no model_type")
+    return model_type
 
 
 def configured_model_dir(env: Mapping[str, str]) -> Path | None:

@@ -1,10 +1,10 @@
-"""Dolphin 1.x prompts: one page prompt for the layout, one per element kind (as upstream trained them)."""
+"""Dolphin's prompts (all generations): one page prompt for the layout, one per element kind, as upstream trained them."""
 
 from __future__ import annotations
 
 LAYOUT_PROMPT = "Parse the reading order of this document."
 ANSWER_TOKEN = " <Answer/>"
-"""The special token that ends every prompt; the answer follows it."""
+"""The special token that ends every 1.x prompt; the answer follows it (v2 uses a chat template)."""
 
 PROMPTS: dict[str, str] = {
     "text": "Read text in the image.",

@@ -1,11 +1,11 @@
-"""Pages -> padded squares on a CPU thread, a few pages ahead of the GPU (pages are rendered once)."""
+"""Pages -> the images the model sees, on a CPU thread a few pages ahead of the GPU (pages are rendered once)."""
 
 from __future__ import annotations
 
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
@@ -14,19 +14,32 @@ from PIL import Image
 from pdf2md.convert.dolphin.layout import MODEL_SQUARE, PageGeometry
 
 PAD_COLOUR = (0, 0, 0)
-"""Dolphin's processor pads with black; the page must sit in the square the same way."""
+"""Dolphin 1.x's processor pads with black; the page must sit in the square the same way."""
+RENDER_LONG_SIDE = MODEL_SQUARE
+"""Both Dolphin generations are fed pages rendered with the long side at 896 px, as upstream renders them."""
+
+Frame = Callable[[Image.Image], tuple[Image.Image, PageGeometry]]
+"""A page as rendered -> the image the model sees and where the page lies in it (each model has its own)."""
 
 
 @dataclass(frozen=True)
 class RenderedPage:
     index: int
-    square: Image.Image
+    image: Image.Image
     geometry: PageGeometry
     seconds: float
 
 
-def render_page(doc: pdfium.PdfDocument, index: int, long_side: int = MODEL_SQUARE) -> RenderedPage:
-    """Render with the long side at `long_side` pixels and centre it in a black square."""
+def pad_to_square(page: Image.Image) -> tuple[Image.Image, PageGeometry]:
+    """Centre the page in a black square (Dolphin 1.x's frame)."""
+    geometry = PageGeometry.centred(*page.size)
+    square = Image.new("RGB", geometry.size, PAD_COLOUR)
+    square.paste(page, geometry.content[:2])
+    return square, geometry
+
+
+def render_page(doc: pdfium.PdfDocument, index: int, frame: Frame, long_side: int = RENDER_LONG_SIDE) -> RenderedPage:
+    """Render with the long side at `long_side` pixels, then frame it for the model."""
     started = time.perf_counter()
     page = doc[index]
     try:
@@ -34,16 +47,14 @@ def render_page(doc: pdfium.PdfDocument, index: int, long_side: int = MODEL_SQUA
         image = page.render(scale=long_side / max(width, height, 1)).to_pil().convert("RGB")
     finally:
         page.close()
-    geometry = PageGeometry.centred(*image.size)
-    square = Image.new("RGB", (geometry.square, geometry.square), PAD_COLOUR)
-    square.paste(image, geometry.content[:2])
-    return RenderedPage(index, square, geometry, time.perf_counter() - started)
+    framed, geometry = frame(image)
+    return RenderedPage(index, framed, geometry, time.perf_counter() - started)
 
 
 _DONE = object()
 
 
-def prefetch_pages(doc: pdfium.PdfDocument, pages: Sequence[int], depth: int = 4) -> Iterator[RenderedPage]:
+def prefetch_pages(doc: pdfium.PdfDocument, pages: Sequence[int], frame: Frame, depth: int = 4) -> Iterator[RenderedPage]:
     """Yield rendered pages while a thread renders the next `depth` (pdfium is touched by that thread only)."""
     ready: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
@@ -53,7 +64,7 @@ def prefetch_pages(doc: pdfium.PdfDocument, pages: Sequence[int], depth: int = 4
             for index in pages:
                 if stop.is_set():
                     return
-                _put(ready, render_page(doc, index), stop)
+                _put(ready, render_page(doc, index, frame), stop)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             _put(ready, exc, stop)
         _put(ready, _DONE, stop)

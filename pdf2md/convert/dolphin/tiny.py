@@ -1,6 +1,6 @@
-"""A tiny randomly initialised Dolphin 1.x of the real architecture: proves the code path without weights.
+"""Tiny randomly initialised Dolphins of the real architectures (1.x and v2): prove the code path without weights.
 
-Used by the CPU tests and by `bench/dolphin_gpu.py --tiny`; it writes a complete model dir in a second.
+Used by the CPU tests and by `bench/dolphin_gpu.py --tiny`; each writes a complete model dir in a second.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from pdf2md.convert.dolphin.prompts import ANSWER_TOKEN, PROMPTS
 
 if TYPE_CHECKING:
+    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
 IMAGE_SIZE = 224
@@ -21,8 +22,21 @@ _CORPUS = [
     "[0.10,0.05,0.90,0.12] title [0.10,0.15,0.90,0.40] para [0.1,0.5,0.9,0.8] tab",
     "<table><tr><td>a</td><td>b</td></tr></table> $x^2 + y^2 = z^2$ def main(): return 0",
     "The quick brown fox jumps over the lazy dog. 0123456789 ,.;:!?()[]{}<>/\\-_=+*&^%$#@'\"",
+    "[210,136,910,172][sec_0][PAIR_SEP][202,217,921,325][para][author][RELATION_SEP] system user assistant",
 ]
 _SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
+_QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+QWEN_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+"""Qwen2.5-VL's chat format: a default system turn, the image as vision tokens, then the prompt."""
+V2_PIXELS = (28 * 28, 28 * 28 * 64)
+"""The tiny v2 sees at most 64 merged patches a picture, so its prompts stay short."""
 
 
 def build_tiny_model(out_dir: Path, seed: int = 0, max_positions: int = 64) -> Path:
@@ -73,20 +87,76 @@ def build_tiny_model(out_dir: Path, seed: int = 0, max_positions: int = 64) -> P
     return out_dir
 
 
+def build_tiny_v2_model(out_dir: Path, seed: int = 0, max_positions: int = 256) -> Path:
+    """Save a tiny Qwen2_5_VLForConditionalGeneration, a tokenizer with Qwen's chat template, and its image processor."""
+    import torch
+    from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    torch.manual_seed(seed)
+    bpe = _train_bpe(_QWEN_SPECIALS, unk=None)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=QWEN_TEMPLATE
+    )
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in _QWEN_SPECIALS}
+    specials = {"bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]}
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": max_positions,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+        **specials,
+    }
+    vision = {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "out_hidden_size": 32,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 56,
+        "fullatt_block_indexes": [1],
+    }
+    config = Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        **specials,
+    )
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    Qwen2VLImageProcessorPil(min_pixels=V2_PIXELS[0], max_pixels=V2_PIXELS[1]).save_pretrained(out_dir)
+    return out_dir
+
+
 def _build_tokenizer() -> PreTrainedTokenizerFast:
     """A byte-level BPE trained on a few lines, wrapped like Dolphin's (with the answer token)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=_SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    bpe.train_from_iterator(_CORPUS, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+        tokenizer_object=_train_bpe(_SPECIALS, unk="<unk>"), bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
     )
     tokenizer.add_special_tokens({"additional_special_tokens": [ANSWER_TOKEN]})
     return tokenizer
+
+
+def _train_bpe(specials: list[str], unk: str | None) -> Tokenizer:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE(unk_token=unk))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(_CORPUS, trainer=trainer)
+    return bpe

@@ -1,0 +1,130 @@
+"""Dolphin v2 inference (Qwen2.5-VL): the checkpoint's chat template, left-padded batches, offline only.
+
+Inputs are built from the tokenizer and the image processor rather than the combined processor class,
+which in transformers 5 also demands a video processor (and torchvision) that page images never use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageOps
+from transformers import AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+from pdf2md.convert.backends import BackendUnavailable
+from pdf2md.convert.dolphin.generation import RepetitionStop, pick_device
+from pdf2md.convert.dolphin.layout import PageGeometry
+
+log = logging.getLogger(__name__)
+
+MAX_NEW_TOKENS = 4096
+MAX_SIDE = 1600
+MIN_SIDE = 28
+"""Upstream shrinks any image to at most 1600 px a side and grows it to at least 28 before the processor."""
+MAX_ASPECT = 150
+"""The processor refuses aspect ratios over 200; thinner crops are padded with white up to this."""
+TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
+
+
+class DolphinV2Model:
+    """Loads the checkpoint once and answers one prompt over a batch of images (page or element crops).
+
+    bf16 (as released) where the GPU has it, fp16 on a T4 (no bf16), fp32 on a CPU.
+    """
+
+    fallback_label = "distorted_page"
+    """v2's own answer to a page it cannot lay out (photographed, skewed): read the whole page at once."""
+
+    def __init__(self, model_dir: Path, device: str | None = None, dtype: torch.dtype | None = None) -> None:
+        self.device = pick_device(device)
+        self.dtype = dtype or _dtype_for(self.device)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self.tokenizer.padding_side = "left"
+        self.template = self.tokenizer.chat_template or _template_file(model_dir)
+        if not self.template:
+            raise BackendUnavailable(f"Dolphin v2 model dir {model_dir} has no chat template")
+        self.images = AutoImageProcessor.from_pretrained(model_dir, local_files_only=True)
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+            model_dir, local_files_only=True, dtype=self.dtype, attn_implementation="sdpa"
+        )
+        self.model = model.to(self.device).eval()
+        self.image_token = self.tokenizer.convert_ids_to_tokens(self.model.config.image_token_id)
+        self.merge = self.images.merge_size
+        size = self.images.size
+        self.pixels = (size["shortest_edge"], size["longest_edge"])
+        self.positions = self.model.config.get_text_config().max_position_embeddings
+        log.info("Dolphin v2 loaded from %s on %s (%s)", model_dir, self.device, self.dtype)
+
+    def frame(self, page: Image.Image) -> tuple[Image.Image, PageGeometry]:
+        """The page as the model sees it, and the grid the processor resizes it to (the layout's coordinates)."""
+        page = fit(page)
+        height, width = smart_resize(
+            page.height, page.width, factor=self.images.patch_size * self.merge, min_pixels=self.pixels[0], max_pixels=self.pixels[1]
+        )
+        return page, PageGeometry.resized(page.width, page.height, (width, height))
+
+    @torch.inference_mode()
+    def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str]:
+        """The answers to one prompt for each image, prompt and special tokens removed."""
+        vision = self.images(images=[fit(image) for image in images], return_tensors="pt")
+        grids = vision["image_grid_thw"]
+        chat = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}],
+            chat_template=self.template,
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        texts = [chat.replace(self.image_token, self.image_token * (int(g.prod()) // self.merge**2), 1) for g in grids]
+        enc = self.tokenizer(texts, padding=True, add_special_tokens=False, return_tensors="pt").to(self.device)
+        prompt_len = enc.input_ids.shape[1]
+        out = self.model.generate(
+            input_ids=enc.input_ids,
+            attention_mask=enc.attention_mask,
+            pixel_values=vision["pixel_values"].to(self.device, self.dtype),
+            image_grid_thw=grids.to(self.device),
+            max_new_tokens=max(1, min(MAX_NEW_TOKENS, self.positions - prompt_len)),
+            do_sample=False,
+            num_beams=1,
+            use_cache=True,
+            pad_token_id=self.tokenizer.pad_token_id,
+            stopping_criteria=[RepetitionStop(prompt_len)],
+        )
+        answers = self.tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return [answer.strip() for answer in answers]
+
+
+def fit(image: Image.Image) -> Image.Image:
+    """Within upstream's side limits, and padded (white) where it is thinner than the processor accepts."""
+    image = image.convert("RGB")
+    if max(image.size) > MAX_SIDE:
+        image = ImageOps.contain(image, (MAX_SIDE, MAX_SIDE))
+    scale = min(MIN_SIDE / min(image.size), MAX_SIDE / max(image.size))
+    if scale > 1:
+        image = image.resize((round(image.width * scale), round(image.height * scale)))
+    short = max(MIN_SIDE, -(-max(image.size) // MAX_ASPECT))
+    if min(image.size) < short:
+        target = (image.width, short) if image.width >= image.height else (short, image.height)
+        image = ImageOps.pad(image, target, color="white")
+    return image
+
+
+def _dtype_for(device: torch.device) -> torch.dtype:
+    """bf16 only where the GPU computes it natively (Ampere and later); torch would emulate it on a T4."""
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16
+
+
+def _template_file(model_dir: Path) -> str | None:
+    """Older checkpoints keep the chat template beside the tokenizer rather than in its config."""
+    for name in TEMPLATE_FILES:
+        path = model_dir / name
+        if path.is_file():
+            text = path.read_text()
+            return json.loads(text)["chat_template"] if name.endswith(".json") else text
+    return None
