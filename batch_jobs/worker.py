@@ -241,6 +241,7 @@ def _publish(s3: Any, settings: JobSettings, state: ShardState, entry: ManifestE
         pages=conversion.pages,
         seconds=round(conversion.seconds, 3),
         run_id=settings.run_id,
+        gpu_peak_mb=conversion.gpu_peak_mb,
         routes=[r.to_dict() for r in conversion.routes],
     )
     body = conversion.markdown.encode()

@@ -220,6 +220,8 @@ class PageRoute(Record):
     route: str
     reason: str
     seconds: float = 0.0
+    model: dict[str, Any] = field(default_factory=dict)
+    """What the model backend reported for the page (Dolphin: layout, elements, gpu_peak_mb, figures)."""
 
 
 @dataclass(frozen=True)
@@ -235,14 +237,16 @@ class OutputMeta(Record):
     pages: int
     seconds: float
     run_id: str = ""
+    gpu_peak_mb: float | None = None
     routes: list[dict[str, Any]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
 
-    _S3_FIELDS: ClassVar[tuple[str, ...]] = ("source_uri", "source_etag", "converter_version", "backend", "pages", "seconds", "run_id")
+    _S3_FIELDS: ClassVar[tuple[str, ...]] = (
+        "source_uri", "source_etag", "converter_version", "backend", "pages", "seconds", "run_id", "gpu_peak_mb"
+    )
 
     def to_s3_metadata(self) -> dict[str, str]:
         """x-amz-meta-* values: ASCII only (S3 rejects the rest), so the source URI is percent-encoded."""
-        meta = {name.replace("_", "-"): str(getattr(self, name)) for name in self._S3_FIELDS}
+        meta = {name.replace("_", "-"): str(value) for name in self._S3_FIELDS if (value := getattr(self, name)) is not None}
         meta["source-uri"] = quote(self.source_uri, safe="/:")
         return meta
 
@@ -258,6 +262,7 @@ class OutputMeta(Record):
             pages=int(get("pages", "0") or 0),
             seconds=float(get("seconds", "0") or 0),
             run_id=get("run-id", ""),
+            gpu_peak_mb=float(peak) if (peak := get("gpu-peak-mb")) else None,
         )
 
 

@@ -102,3 +102,11 @@ def test_output_metadata_fits_s3_user_metadata() -> None:
     assert all(v.isascii() for v in headers.values())
     back = OutputMeta.from_s3_metadata(headers, "s3://o/x.md")
     assert (back.source_uri, back.source_etag, back.pages, back.seconds) == (meta.source_uri, "abc", 3, 0.25)
+    assert "gpu-peak-mb" not in headers and back.gpu_peak_mb is None  # no page ran on a GPU
+
+
+def test_gpu_peak_rides_on_the_output_when_a_gpu_ran() -> None:
+    meta = OutputMeta("s3://in/a.pdf", "e", "s3://o/a.md", "pdf2md/0.1.0", "dolphin", 2, 3.5, "r1", gpu_peak_mb=2048.5)
+    headers = meta.to_s3_metadata()
+    assert headers["gpu-peak-mb"] == "2048.5"
+    assert OutputMeta.from_s3_metadata(headers, "s3://o/a.md").gpu_peak_mb == 2048.5

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,12 @@ class Conversion:
     backend: str
     routes: list[PageRoute]
     seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gpu_peak_mb(self) -> float | None:
+        """The most GPU memory any page's model run held (None when no page ran on a GPU)."""
+        peaks = [r.model["gpu_peak_mb"] for r in self.routes if "gpu_peak_mb" in r.model]
+        return max(peaks) if peaks else None
 
 
 def convert_pdf(path: Path, options: ConvertOptions = ConvertOptions()) -> Conversion:
@@ -84,7 +89,7 @@ def _convert_open(doc: pdfium.PdfDocument, options: ConvertOptions, started: flo
         if route == "model":
             out = model_out[i]
             chunks.append(out.markdown)
-            routes.append(PageRoute(page=i + 1, route=model_name, reason=reason, seconds=round(out.seconds, 4)))
+            routes.append(PageRoute(page=i + 1, route=model_name, reason=reason, seconds=round(out.seconds, 4), model=out.extra))
         else:
             chunks.append(layer.pages[i].markdown if layer else "")
             routes.append(PageRoute(page=i + 1, route=route, reason=reason))

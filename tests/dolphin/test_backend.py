@@ -12,14 +12,14 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
-from pdf2md.contracts import ENV_MODEL_DIR, ENV_MODEL_URI
+from pdf2md.contracts import ENV_MODEL_DIR, ENV_MODEL_URI, PageRoute
 from pdf2md.convert.backends import BackendUnavailable, PageOutput, load_backend
 from pdf2md.convert.dolphin import DolphinBackend
 from pdf2md.convert.dolphin.layout import PageGeometry
 from pdf2md.convert.dolphin.prompts import LAYOUT_PROMPT, PROMPTS
 from pdf2md.convert.dolphin.render import pad_to_square, prefetch_pages, render_page
 from pdf2md.convert.errors import ConversionError
-from pdf2md.convert.pipeline import ConvertOptions, convert_pdf
+from pdf2md.convert.pipeline import Conversion, ConvertOptions, convert_pdf
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -144,6 +144,14 @@ def test_pipeline_with_the_dolphin_backend(model_env: Path, pdf_path: Path) -> N
     result = convert_pdf(pdf_path, ConvertOptions(backend="dolphin"))
     assert result.pages == 2 and result.backend == "dolphin"
     assert [r.route for r in result.routes] == ["dolphin", "dolphin"]
+    for route in result.routes:  # what the model did per page reaches the output's results record
+        assert route.seconds > 0 and route.model["layout"] in ("model", "fallback") and route.model["elements"] >= 1
+    assert result.gpu_peak_mb is None  # a CPU: nothing to report
+
+
+def test_the_documents_gpu_peak_is_its_largest_page() -> None:
+    routes = [PageRoute(1, "text", "ok"), PageRoute(2, "dolphin", "scan", 1.0, {"gpu_peak_mb": 900.0}), PageRoute(3, "dolphin", "scan", 1.0, {"gpu_peak_mb": 1200.5})]
+    assert Conversion("", 3, "dolphin+text", routes, 2.0).gpu_peak_mb == 1200.5
 
 
 def test_pipeline_without_a_model_is_backend_unavailable(tmp_path: Path, pdf_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
