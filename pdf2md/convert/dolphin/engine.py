@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 MAX_LENGTH = 4096
 REPETITION_PENALTY = 1.1
+MAX_UPSCALE = 2
+"""The Donut processor's first resize is capped at this multiple of the final size (see pixel_values)."""
 ATTENTION = {"encoder": "eager", "decoder": "sdpa"}
 """DonutSwin has no SDPA; MBart's decoder does."""
 
@@ -52,8 +55,7 @@ class DolphinModel:
     @torch.inference_mode()
     def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str]:
         """The answers to one prompt for each image, prompt and special tokens removed."""
-        pixels = self.processor(images=list(images), return_tensors="pt").pixel_values
-        pixels = pixels.to(self.device, self.dtype)
+        pixels = pixel_values(self.processor.image_processor, images).to(self.device, self.dtype)
         ids = self.tokenizer([decoder_prompt(prompt)] * len(images), add_special_tokens=False, return_tensors="pt")
         prompt_ids = ids.input_ids.to(self.device)
         out = self.model.generate(
@@ -82,3 +84,41 @@ class DolphinModel:
             if token:
                 text = text.replace(token, "")
         return text.strip()
+
+
+def pixel_values(image_processor: Any, images: Sequence[Image.Image]) -> torch.Tensor:
+    """The Donut processor's pixels, with its first resize capped at twice the final size.
+
+    The processor scales a crop's short side to 896 before shrinking it into the square, so a text line
+    is first drawn some 25,000 px wide: 0.1-0.6 s a crop on a CPU, seconds a page. Below the cap the
+    result is the processor's own; above it, resampling noise (tests/dolphin/test_preprocessing.py).
+    """
+    box = (image_processor.size["width"], image_processor.size["height"])
+    prepared = []
+    for image in images:
+        first = _first_resize(image.size, min(box))
+        final = _thumbnail(first, box)
+        if first[0] * first[1] > (MAX_UPSCALE * final[0]) * (MAX_UPSCALE * final[1]):
+            first = (MAX_UPSCALE * final[0], MAX_UPSCALE * final[1])  # its thumbnail is still `final`
+        prepared.append(image if first == image.size else image.resize(first, resample=image_processor.resample))
+    return image_processor(images=prepared, do_resize=False, return_tensors="pt").pixel_values
+
+
+def _first_resize(size: tuple[int, int], short_side: int) -> tuple[int, int]:
+    """The processor's resize: short side to `short_side`, long side truncated (as transformers computes it)."""
+    width, height = size
+    if width <= height:
+        return short_side, int(short_side * height / width)
+    return int(short_side * width / height), short_side
+
+
+def _thumbnail(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """The processor's thumbnail: shrink into the box, the shorter side truncated (as transformers computes it)."""
+    width, height = min(size[0], box[0]), min(size[1], box[1])
+    if size == (width, height):
+        return size
+    if size[1] > size[0]:
+        return int(size[0] * height / size[1]), height
+    if size[0] > size[1]:
+        return width, int(size[1] * width / size[0])
+    return width, height
