@@ -43,6 +43,7 @@ bench: $(STAMP)
 bench-gpu: $(STAMP)
 	$(BIN)/python bench/dolphin_gpu.py --tiny 1.x
 	$(BIN)/python bench/dolphin_gpu.py --tiny v2
+	$(BIN)/python bench/dolphin_host.py
 
 # Refresh the pins after changing dependencies in pyproject.toml.
 lock: $(STAMP)

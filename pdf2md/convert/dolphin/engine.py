@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -102,20 +104,30 @@ def pixel_values(image_processor: Any, images: Sequence[Image.Image], device: to
         return pixels.to(device, dtype)
     box = (image_processor.size["width"], image_processor.size["height"])
     batch = torch.zeros((len(images), 3, box[1], box[0]), dtype=torch.uint8)
-    for i, image in enumerate(images):
-        first = _first_resize(image.size, min(box))
-        final = _thumbnail(first, box)
-        if first[0] * first[1] > (MAX_UPSCALE * final[0]) * (MAX_UPSCALE * final[1]):
-            first = (MAX_UPSCALE * final[0], MAX_UPSCALE * final[1])  # its thumbnail is still `final`
-        for size in (first, final):
-            if image.size != size:
-                image = image.resize(size, resample=image_processor.resample)
-        left, top = (box[0] - final[0]) // 2, (box[1] - final[1]) // 2
-        batch[i, :, top:top + final[1], left:left + final[0]] = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
+    resample = image_processor.resample
+    for i, crop in enumerate(_RESIZERS.map(lambda image: _resized(image, box, resample), images)):
+        left, top = (box[0] - crop.width) // 2, (box[1] - crop.height) // 2
+        batch[i, :, top:top + crop.height, left:left + crop.width] = torch.from_numpy(np.array(crop.convert("RGB"))).permute(2, 0, 1)
     mean = torch.tensor(image_processor.image_mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(image_processor.image_std, device=device).view(1, 3, 1, 1)
     scaled = batch.to(device).float() * image_processor.rescale_factor
     return ((scaled - mean) / std).to(dtype)
+
+
+_RESIZERS = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="dolphin-resize")
+"""PIL resizes without the GIL: a g4dn.xlarge's four vCPUs share a page's crops."""
+
+
+def _resized(image: Image.Image, box: tuple[int, int], resample: int) -> Image.Image:
+    """The processor's resize then thumbnail, the first capped at MAX_UPSCALE times the final size."""
+    first = _first_resize(image.size, min(box))
+    final = _thumbnail(first, box)
+    if first[0] * first[1] > (MAX_UPSCALE * final[0]) * (MAX_UPSCALE * final[1]):
+        first = (MAX_UPSCALE * final[0], MAX_UPSCALE * final[1])  # its thumbnail is still `final`
+    for size in (first, final):
+        if image.size != size:
+            image = image.resize(size, resample=resample)
+    return image
 
 
 _MIRRORED = {"do_resize": True, "do_thumbnail": True, "do_pad": True, "do_rescale": True, "do_normalize": True, "do_align_long_axis": False}
