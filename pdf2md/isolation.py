@@ -1,5 +1,6 @@
 """Each PDF converts in a child process under a time and memory limit, so one file cannot take a
-shard down. The child lives across PDFs (models load once) and is replaced when it is killed."""
+shard down. The child lives across PDFs and is replaced when it is killed. It loads its model before
+the first PDF, so the model's load time and memory are never charged to a PDF."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pdf2md.convert import Conversion, ConversionError, ConvertOptions, convert_pdf
+from pdf2md.convert.backends import BackendUnavailable, load_backend
+from pdf2md.convert.pipeline import model_backend_for
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ class IsolatedConverter:
         self._ctx = mp.get_context("spawn")
         self._proc: Any = None
         self._conn: Connection | None = None
+        self._baseline = 0
 
     def __enter__(self) -> IsolatedConverter:
         return self
@@ -52,10 +56,10 @@ class IsolatedConverter:
 
         `cancel` is polled while the child works: when it turns true the PDF is cut as `interrupted`.
         """
-        conn = self._ensure_child()
+        conn = self._ensure_child(cancel)
         conn.send(str(path))
         deadline = time.monotonic() + self.timeout_s
-        limit_bytes = self.memory_mb * 1024 * 1024
+        limit_bytes = self._baseline + self.memory_mb * 1024 * 1024
         while not conn.poll(_POLL_S):
             if cancel():
                 self._kill()
@@ -82,7 +86,7 @@ class IsolatedConverter:
             return payload[0]
         raise ConversionError(payload[0], payload[1])
 
-    def _ensure_child(self) -> Connection:
+    def _ensure_child(self, cancel: Callable[[], bool]) -> Connection:
         if self._proc is not None and self._proc.is_alive() and self._conn is not None:
             return self._conn
         self._kill()
@@ -93,7 +97,30 @@ class IsolatedConverter:
         self._proc.start()
         child.close()
         self._conn = parent
+        self._baseline = self._await_ready(parent, cancel)
         return parent
+
+    def _await_ready(self, conn: Connection, cancel: Callable[[], bool]) -> int:
+        """Wait while the child loads its model; its memory then is the baseline the PDF limit adds to."""
+        deadline = time.monotonic() + self.timeout_s
+        while not conn.poll(_POLL_S):
+            if cancel():
+                self._kill()
+                raise ConversionError("interrupted", "the shard was stopped while the model was loading")
+            if not self._proc.is_alive():
+                code = self._proc.exitcode
+                self._kill()
+                raise ConversionError("backend-unavailable", f"the converter process died loading the model (exit code {code})")
+            if time.monotonic() > deadline:
+                self._kill()
+                raise ConversionError("backend-unavailable", f"the model did not load within {self.timeout_s:g} s")
+        try:
+            _ready, rss = conn.recv()
+        except (EOFError, OSError):
+            self._kill()
+            raise ConversionError("backend-unavailable", "the converter process died loading the model") from None
+        log.info("converter child ready: %.0f MB resident before its first PDF", rss / 2**20)
+        return int(rss)
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
@@ -125,8 +152,12 @@ def _child_main(conn: Connection, options: ConvertOptions, memory_mb: int) -> No
     # Spot reclaim signals the whole process group: the parent decides what happens to this PDF.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if options.backend != "dolphin":
+    model = None if options.backend == "text" else model_backend_for(options.backend)
+    if model != "dolphin":
         _limit_address_space(memory_mb)
+    if model:
+        _load_model(model)
+    conn.send(("ready", _rss_bytes(os.getpid())))
     while True:
         try:
             request = conn.recv()
@@ -135,6 +166,14 @@ def _child_main(conn: Connection, options: ConvertOptions, memory_mb: int) -> No
         if request is None:
             return
         conn.send(_convert_one(Path(request), options))
+
+
+def _load_model(name: str) -> None:
+    """Load the backend now; one that cannot load is reported by each PDF that needs it."""
+    try:
+        load_backend(name)
+    except BackendUnavailable as exc:
+        log.warning("model backend %s unavailable: %s", name, exc)
 
 
 def _convert_one(path: Path, options: ConvertOptions) -> tuple[Any, ...]:
@@ -150,6 +189,7 @@ def _convert_one(path: Path, options: ConvertOptions) -> tuple[Any, ...]:
 
 
 def _limit_address_space(memory_mb: int) -> None:
-    """A hard cap for CPU backends (CUDA maps more address space than it uses, so not for Dolphin)."""
+    """A hard cap for CPU backends (CUDA maps more address space than it uses, so not where Dolphin runs,
+    asked for or chosen by `auto`)."""
     cap = memory_mb * 1024 * 1024 * 2
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))

@@ -81,7 +81,7 @@ def _convert_open(doc: pdfium.PdfDocument, options: ConvertOptions, started: flo
         for i in range(n_pages)
     ]
     model_pages = [i for i, (route, _) in enumerate(decisions) if route == "model"]
-    model_name = _model_backend_name(options.backend) if model_pages else ""
+    model_name = model_backend_for(options.backend) if model_pages else ""
     model_out = _run_model(model_name, doc, model_pages) if model_pages else {}
     routes: list[PageRoute] = []
     chunks: list[str] = []
@@ -140,7 +140,8 @@ def _has_image(doc: pdfium.PdfDocument, index: int) -> bool:
     return bool(kinds & {pdfium_raw.FPDF_PAGEOBJ_IMAGE, pdfium_raw.FPDF_PAGEOBJ_FORM})
 
 
-def _model_backend_name(backend: str) -> str:
+def model_backend_for(backend: str) -> str:
+    """The model backend pages without a usable text layer go to: the one asked for, or the best one here."""
     return backend if backend in ("ocr", "dolphin") else auto_model_backend()
 
 

@@ -20,6 +20,7 @@ from pdf2md.convert.dolphin.prompts import LAYOUT_PROMPT, PROMPTS
 from pdf2md.convert.dolphin.render import pad_to_square, prefetch_pages, render_page
 from pdf2md.convert.errors import ConversionError
 from pdf2md.convert.pipeline import Conversion, ConvertOptions, convert_pdf
+from pdf2md.isolation import IsolatedConverter
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -184,3 +185,20 @@ def test_pages_render_once_into_a_centred_square(pdf_path: Path) -> None:
         assert first.index == 0
     finally:
         doc.close()
+
+
+def test_the_model_loads_before_the_first_pdf_and_is_not_charged_to_it(model_env: Path, pdf_path: Path) -> None:
+    with IsolatedConverter(ConvertOptions(backend="dolphin"), timeout_s=120, memory_mb=64) as converter:
+        # torch and the model alone hold far more than 64 MB: the PDF limit counts from the loaded child
+        assert converter.convert(pdf_path).pages == 2
+        assert converter._baseline > 64 * 2**20
+
+
+def test_a_missing_model_fails_each_pdf_not_the_child(tmp_path: Path, pdf_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_MODEL_DIR, str(tmp_path))
+    monkeypatch.delenv(ENV_MODEL_URI, raising=False)
+    with IsolatedConverter(ConvertOptions(backend="dolphin"), timeout_s=60, memory_mb=1024) as converter:
+        for _ in range(2):
+            with pytest.raises(ConversionError) as err:
+                converter.convert(pdf_path)
+            assert err.value.error_class == "backend-unavailable" and "incomplete" in str(err.value)
