@@ -29,7 +29,7 @@ def initial_batch_size(free_bytes: int | None, cap: int = MAX_BATCH, per_item: i
 
 @dataclass
 class BatchRun(Generic[R]):
-    """Results in input order (None where even a batch of one ran out of memory) and seconds per item."""
+    """Results in input order (None where even a batch of one ran out of memory, or no answer came) and seconds per item."""
 
     results: list[R | None]
     seconds: list[float]

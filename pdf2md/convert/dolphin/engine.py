@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor, VisionEncoderDecoderModel
 
-from pdf2md.convert.dolphin.generation import RepetitionStop, pick_device
+from pdf2md.convert.dolphin.generation import NonFiniteGuard, RepetitionStop, answers_or_none, pick_device
 from pdf2md.convert.dolphin.layout import PageGeometry
 from pdf2md.convert.dolphin.prompts import ANSWER_TOKEN, decoder_prompt
 from pdf2md.convert.dolphin.render import pad_to_square
@@ -56,11 +56,12 @@ class DolphinModel:
         return pad_to_square(page)
 
     @torch.inference_mode()
-    def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str]:
-        """The answers to one prompt for each image, prompt and special tokens removed."""
+    def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str | None]:
+        """The answers to one prompt for each image, prompt and special tokens removed (None: numbers broke)."""
         pixels = pixel_values(self.processor.image_processor, images, self.device, self.dtype)
         ids = self.tokenizer([decoder_prompt(prompt)] * len(images), add_special_tokens=False, return_tensors="pt")
         prompt_ids = ids.input_ids.to(self.device)
+        guard = NonFiniteGuard(self.tokenizer.eos_token_id)
         out = self.model.generate(
             pixel_values=pixels,
             decoder_input_ids=prompt_ids,
@@ -74,9 +75,10 @@ class DolphinModel:
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.tokenizer.eos_token_id,
             bad_words_ids=self._banned,
+            logits_processor=[guard],
             stopping_criteria=[RepetitionStop(prompt_ids.shape[1])],
         )
-        return [self._answer(text) for text in self.tokenizer.batch_decode(out, skip_special_tokens=False)]
+        return answers_or_none([self._answer(text) for text in self.tokenizer.batch_decode(out, skip_special_tokens=False)], guard)
 
     def _answer(self, decoded: str) -> str:
         """What follows the answer token, without pad/eos/bos (decoded, not sliced by token counts)."""

@@ -17,7 +17,7 @@ from transformers import AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditi
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
 from pdf2md.convert.backends import BackendUnavailable
-from pdf2md.convert.dolphin.generation import RepetitionStop, pick_device
+from pdf2md.convert.dolphin.generation import NonFiniteGuard, RepetitionStop, answers_or_none, pick_device
 from pdf2md.convert.dolphin.layout import PageGeometry
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,8 @@ class DolphinV2Model:
         return page, PageGeometry.resized(page.width, page.height, (width, height))
 
     @torch.inference_mode()
-    def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str]:
-        """The answers to one prompt for each image, prompt and special tokens removed."""
+    def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str | None]:
+        """The answers to one prompt for each image, prompt and special tokens removed (None: numbers broke)."""
         vision = self.images(images=[fit(image) for image in images], return_tensors="pt")
         grids = vision["image_grid_thw"]
         chat = self.tokenizer.apply_chat_template(
@@ -82,6 +82,7 @@ class DolphinV2Model:
         texts = [chat.replace(self.image_token, self.image_token * (int(g.prod()) // self.merge**2), 1) for g in grids]
         enc = self.tokenizer(texts, padding=True, add_special_tokens=False, return_tensors="pt").to(self.device)
         prompt_len = enc.input_ids.shape[1]
+        guard = NonFiniteGuard(self.tokenizer.eos_token_id)
         out = self.model.generate(
             input_ids=enc.input_ids,
             attention_mask=enc.attention_mask,
@@ -92,10 +93,11 @@ class DolphinV2Model:
             num_beams=1,
             use_cache=True,
             pad_token_id=self.tokenizer.pad_token_id,
+            logits_processor=[guard],
             stopping_criteria=[RepetitionStop(prompt_len)],
         )
         answers = self.tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        return [answer.strip() for answer in answers]
+        return answers_or_none([answer.strip() for answer in answers], guard)
 
 
 def fit(image: Image.Image) -> Image.Image:
