@@ -1,4 +1,4 @@
-"""Golden tests of the stage-1 parser on recorded-format layouts (Dolphin 1.0 and 1.5 formats)."""
+"""Golden tests of the stage-1 parser on recorded-format layouts (Dolphin 1.0, 1.5 and v2 formats)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,13 @@ def _golden(name: str) -> list[LayoutElement]:
     return [LayoutElement(label, (int(a), int(b), int(c), int(d)), int(order)) for order, label, a, b, c, d in rows]
 
 
-@pytest.mark.parametrize("name", ["layout_v1", "layout_v15"])
-def test_recorded_layouts_match_golden(name: str) -> None:
-    assert parse_layout((FIXTURES / f"{name}.txt").read_text(), LETTER) == _golden(name)
+V2_LETTER = PageGeometry.resized(692, 896, grid=(700, 896))
+"""The same page as Dolphin v2 sees it: unpadded, its processor resizing it to multiples of 28."""
+
+
+@pytest.mark.parametrize(("name", "geometry"), [("layout_v1", LETTER), ("layout_v15", LETTER), ("layout_v2", V2_LETTER)])
+def test_recorded_layouts_match_golden(name: str, geometry: PageGeometry) -> None:
+    assert parse_layout((FIXTURES / f"{name}.txt").read_text(), geometry) == _golden(name)
 
 
 def test_malformed_duplicate_and_thin_entries_are_skipped() -> None:
