@@ -58,35 +58,15 @@ class IsolatedConverter:
         """
         conn = self._ensure_child(cancel)
         conn.send(str(path))
-        deadline = time.monotonic() + self.timeout_s
         limit_bytes = self._baseline + self.memory_mb * 1024 * 1024
-        while not conn.poll(_POLL_S):
-            if cancel():
-                self._kill()
-                raise ConversionError("interrupted", "the shard was stopped while this PDF was converting")
-            if not self._proc.is_alive():
-                code = self._proc.exitcode
-                self._kill()
-                if cancel():
-                    raise ConversionError("interrupted", "the shard was stopped while this PDF was converting")
-                raise _crash_error(code)
-            if time.monotonic() > deadline:
-                self._kill()
-                raise ConversionError("timeout", f"conversion took longer than {self.timeout_s:g} s")
-            if _rss_bytes(self._proc.pid) > limit_bytes:
-                self._kill()
-                raise ConversionError("resource-limit", f"conversion used more than {self.memory_mb} MB of memory")
-        try:
-            kind, *payload = conn.recv()
-        except (EOFError, OSError):
-            code = self._proc.exitcode if self._proc else None
-            self._kill()
-            raise _crash_error(code) from None
+        late = ConversionError("timeout", f"conversion took longer than {self.timeout_s:g} s")
+        kind, *payload = self._watch(conn, cancel, "this PDF was converting", _crash_error, late, limit_bytes)
         if kind == "ok":
             return payload[0]
         raise ConversionError(payload[0], payload[1])
 
     def _ensure_child(self, cancel: Callable[[], bool]) -> Connection:
+        """The running child, or a new one once it has loaded its model (its memory then is the baseline)."""
         if self._proc is not None and self._proc.is_alive() and self._conn is not None:
             return self._conn
         self._kill()
@@ -97,30 +77,46 @@ class IsolatedConverter:
         self._proc.start()
         child.close()
         self._conn = parent
-        self._baseline = self._await_ready(parent, cancel)
+        late = ConversionError("backend-unavailable", f"the model did not load within {self.timeout_s:g} s")
+        _ready, rss = self._watch(parent, cancel, "the model was loading", _load_error, late)
+        self._baseline = int(rss)
+        log.info("converter child ready: %.0f MB resident before its first PDF", rss / 2**20)
         return parent
 
-    def _await_ready(self, conn: Connection, cancel: Callable[[], bool]) -> int:
-        """Wait while the child loads its model; its memory then is the baseline the PDF limit adds to."""
+    def _watch(
+        self,
+        conn: Connection,
+        cancel: Callable[[], bool],
+        doing: str,
+        died: Callable[[int | None], ConversionError],
+        late: ConversionError,
+        limit_bytes: int | None = None,
+    ) -> tuple[Any, ...]:
+        """The child's next message, killing it first if the shard stops, time runs out or memory passes the limit."""
         deadline = time.monotonic() + self.timeout_s
         while not conn.poll(_POLL_S):
             if cancel():
                 self._kill()
-                raise ConversionError("interrupted", "the shard was stopped while the model was loading")
+                raise ConversionError("interrupted", f"the shard was stopped while {doing}")
             if not self._proc.is_alive():
                 code = self._proc.exitcode
                 self._kill()
-                raise ConversionError("backend-unavailable", f"the converter process died loading the model (exit code {code})")
+                if cancel():
+                    raise ConversionError("interrupted", f"the shard was stopped while {doing}")
+                raise died(code)
             if time.monotonic() > deadline:
                 self._kill()
-                raise ConversionError("backend-unavailable", f"the model did not load within {self.timeout_s:g} s")
+                raise late
+            if limit_bytes is not None and _rss_bytes(self._proc.pid) > limit_bytes:
+                self._kill()
+                raise ConversionError("resource-limit", f"conversion used more than {self.memory_mb} MB of memory")
         try:
-            _ready, rss = conn.recv()
+            message: tuple[Any, ...] = conn.recv()
         except (EOFError, OSError):
+            code = self._proc.exitcode if self._proc else None
             self._kill()
-            raise ConversionError("backend-unavailable", "the converter process died loading the model") from None
-        log.info("converter child ready: %.0f MB resident before its first PDF", rss / 2**20)
-        return int(rss)
+            raise died(code) from None
+        return message
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
@@ -131,6 +127,10 @@ class IsolatedConverter:
             proc.kill()
         if proc is not None:
             proc.join(5)
+
+
+def _load_error(exitcode: int | None) -> ConversionError:
+    return ConversionError("backend-unavailable", f"the converter process died loading the model (exit code {exitcode})")
 
 
 def _crash_error(exitcode: int | None) -> ConversionError:
