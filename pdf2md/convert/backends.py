@@ -42,14 +42,20 @@ _BACKENDS = {
 def load_backend(name: str) -> PageBackend:
     """Build the named backend once per process (models load once, not per PDF)."""
     try:
-        module_name, _, attr = _BACKENDS[name].partition(":")
+        spec = _BACKENDS[name]
     except KeyError:
         raise BackendUnavailable(f"unknown model backend {name!r}") from None
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
+        factory = import_target(spec)
     except ImportError as exc:
         raise BackendUnavailable(f"backend {name!r} needs a package that is not installed: {exc.name}") from exc
     return factory()
+
+
+def import_target(spec: str) -> Any:
+    """What a 'module:attr' spec names, imported only when asked for (the modules bring torch or ONNX)."""
+    module_name, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 def auto_model_backend() -> str:

@@ -5,7 +5,6 @@ The same pipeline drives both generations; the checkpoint's config.json picks th
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from collections import defaultdict
@@ -18,7 +17,7 @@ from typing import Any, Protocol
 import pypdfium2 as pdfium
 from PIL import Image
 
-from pdf2md.convert.backends import BackendUnavailable, PageOutput
+from pdf2md.convert.backends import BackendUnavailable, PageOutput, import_target
 from pdf2md.convert.dolphin.batching import MAX_BATCH, AdaptiveBatcher, initial_batch_size
 from pdf2md.convert.dolphin.layout import LayoutElement, PageGeometry, parse_layout, whole_page
 from pdf2md.convert.dolphin.markdown import FIGURE_MODES, ReadElement, figure_name, page_markdown, rule_for
@@ -169,8 +168,7 @@ def load_engine(model_dir: Path) -> Engine:
         raise BackendUnavailable(
             f"{model_dir} holds a {model_type!r} model, not Dolphin ({' or '.join(repr(t) for t in ENGINES)})"
         )
-    module, _, name = target.partition(":")
-    engine: Engine = getattr(importlib.import_module(module), name)(model_dir)
+    engine: Engine = import_target(target)(model_dir)
     return engine
 
 
