@@ -118,3 +118,9 @@ def test_a_lost_layout_reads_the_whole_page_as_markdown(engine: DolphinV2Model, 
     assert lost.prompts == [LAYOUT_PROMPT, PROMPTS["text"]]
     assert page.extra["layout"] == "fallback" and page.extra["elements"] == 1
     assert page.markdown == LostPage.WHOLE_PAGE
+
+
+def test_a_fitted_image_is_not_copied_again() -> None:
+    page = fit(Image.new("RGB", (692, 896), "white"))
+    assert fit(page) is page
+    assert fit(Image.new("L", (692, 896), 255)).mode == "RGB"

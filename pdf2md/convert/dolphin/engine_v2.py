@@ -101,8 +101,12 @@ class DolphinV2Model:
 
 
 def fit(image: Image.Image) -> Image.Image:
-    """Within upstream's side limits, and padded (white) where it is thinner than the processor accepts."""
-    image = image.convert("RGB")
+    """Within upstream's side limits, and padded (white) where it is thinner than the processor accepts.
+
+    An image that already fits comes back as it is: a framed page is fitted again by generate at no cost.
+    """
+    if image.mode != "RGB":
+        image = image.convert("RGB")
     if max(image.size) > MAX_SIDE:
         image = ImageOps.contain(image, (MAX_SIDE, MAX_SIDE))
     scale = min(MIN_SIDE / min(image.size), MAX_SIDE / max(image.size))
