@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 import torch
+from text_quality import CORPUS, manifest_pdfs  # a bench/ sibling: the dev corpus and its manifest
 from transformers import DonutImageProcessor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
@@ -26,7 +27,6 @@ from pdf2md.convert.dolphin.engine import pixel_values
 from pdf2md.convert.dolphin.engine_v2 import fit
 from pdf2md.convert.dolphin.render import pad_to_square, render_page
 
-DEV = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "dev"
 V2_PIXELS = (784, 2_560_000)
 """Dolphin v2's processor limits, as upstream resizes for its coordinates."""
 
@@ -44,13 +44,13 @@ def two_column_boxes(square: int = 896) -> list[tuple[int, int, int, int]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pdf", type=Path, help="a PDF to render pages from (default: the first dev-corpus PDF that opens)")
+    parser.add_argument("--pdf", type=Path, help="a PDF to render pages from (default: the dev corpus's first)")
     parser.add_argument("--pages", type=int, default=5)
     args = parser.parse_args()
-    pdf = args.pdf or _first_dev_pdf()
-    if pdf is None:
-        print(f"no --pdf given and no dev corpus at {DEV}", file=sys.stderr)
+    if args.pdf is None and not CORPUS.is_dir():
+        print(f"no --pdf given and no dev corpus at {CORPUS}", file=sys.stderr)
         return 2
+    pdf = args.pdf or CORPUS / manifest_pdfs(CORPUS)[0]
     doc = pdfium.PdfDocument(pdf)
     try:
         squares = [render_page(doc, i % len(doc), pad_to_square).image for i in range(args.pages)]
@@ -76,16 +76,6 @@ def main() -> int:
         result[f"{name}: ms per page"] = round((time.perf_counter() - started) * 1000 / len(pages), 1)
     print(json.dumps(result, indent=2))
     return 0
-
-
-def _first_dev_pdf() -> Path | None:
-    for path in sorted(DEV.glob("**/*.pdf")):
-        try:
-            pdfium.PdfDocument(path).close()
-        except pdfium.PdfiumError:
-            continue
-        return path
-    return None
 
 
 if __name__ == "__main__":
