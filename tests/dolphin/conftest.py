@@ -1,4 +1,4 @@
-"""Tiny random Dolphins (1.x and v2) of the real architectures, built once per session, and a real two-page PDF."""
+"""Tiny random Dolphins (1.0, 1.5 and v2) of the real architectures, built once per session, and a real two-page PDF."""
 
 from __future__ import annotations
 
@@ -17,6 +17,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pdf2md.convert.dolphin.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-dolphin"))
+
+
+@pytest.fixture(scope="session")
+def tiny_15_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 1.x architecture with 1.5's layout separators in its tokenizer: read as Dolphin 1.5."""
+    pytest.importorskip("transformers")
+    from pdf2md.convert.dolphin.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-dolphin-1.5"), generation="1.5")
 
 
 @pytest.fixture(scope="session")

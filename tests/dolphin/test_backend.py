@@ -1,6 +1,6 @@
 """The real path on a real PDF: render -> layout -> parse -> crops -> elements -> Markdown, on tiny random Dolphins.
 
-Every test runs on both generations: 1.x (Swin + MBart) and v2 (Qwen2.5-VL).
+Every test runs on each generation: 1.0 and 1.5 (Swin + MBart) and v2 (Qwen2.5-VL).
 """
 
 from __future__ import annotations
@@ -34,26 +34,37 @@ RECORDED_BOXES = [
     ((0.55, 0.72, 0.88, 0.90), "fig"),
     ((0.12, 0.72, 0.50, 0.90), "code"),
 ]
-"""A page as Dolphin lays it out, with a duplicated box and a truncated last line."""
+"""A page as Dolphin lays it out, with a repeated box (1.x shrinks it away) and, on 1.x, a truncated last line."""
+
+PROMPT_BATCHES = {
+    "1.0": {PROMPTS["text"]: 8, PROMPTS["table"]: 2},  # 1.0 reads equ and code with the text prompt
+    "1.5": {PROMPTS["text"]: 4, PROMPTS["formula"]: 2, PROMPTS["table"]: 2, PROMPTS["code"]: 2},
+    "v2": {PROMPTS["text"]: 4, PROMPTS["formula"]: 2, PROMPTS["table"]: 2, PROMPTS["code"]: 2},
+}
+"""Crops per prompt for both pages together: title, para, equ, tab, code each (the figure is not read)."""
 
 
 def recorded_layout(generation: str, geometry: PageGeometry) -> str:
-    """RECORDED_BOXES in each generation's own format: 1.0 fractions of the square, v2 pixels of its grid."""
-    if generation == "1.x":
+    """RECORDED_BOXES in each generation's own format: 1.0 fractions, 1.5 pixels of the 896 square, v2 of its grid.
+
+    v2 gets no repeated box and no truncated tail: either alone makes it read the page whole (test_layout.py).
+    """
+    if generation == "1.0":
         return "\n".join(f"[{a},{b},{c},{d}] {label}" for (a, b, c, d), label in RECORDED_BOXES) + "\nbroken ["
     width, height = geometry.grid
-    pairs = [f"[{round(a * width)},{round(b * height)},{round(c * width)},{round(d * height)}][{label}]" for (a, b, c, d), label in RECORDED_BOXES]
-    return "[PAIR_SEP]".join(pairs) + "[PAIR_SEP][12,"
+    boxes = RECORDED_BOXES if generation == "1.5" else [RECORDED_BOXES[0], *RECORDED_BOXES[2:]]
+    pairs = [f"[{round(a * width)},{round(b * height)},{round(c * width)},{round(d * height)}][{label}]" for (a, b, c, d), label in boxes]
+    return "[PAIR_SEP]".join(pairs) + ("[PAIR_SEP][12," if generation == "1.5" else "")
 
 
-@pytest.fixture(scope="module", params=["1.x", "v2"])
+@pytest.fixture(scope="module", params=["1.0", "1.5", "v2"])
 def generation(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture(scope="module")
-def model_dir(generation: str, tiny_model_dir: Path, tiny_v2_model_dir: Path) -> Path:
-    return tiny_model_dir if generation == "1.x" else tiny_v2_model_dir
+def model_dir(generation: str, tiny_model_dir: Path, tiny_15_model_dir: Path, tiny_v2_model_dir: Path) -> Path:
+    return {"1.0": tiny_model_dir, "1.5": tiny_15_model_dir, "v2": tiny_v2_model_dir}[generation]
 
 
 @pytest.fixture
@@ -76,7 +87,7 @@ class RecordedLayout:
     def __init__(self, real: DolphinBackend, generation: str) -> None:
         self.real = real.engine
         self.generation = generation
-        self.fallback_label = self.real.fallback_label
+        self.profile = self.real.profile
         self.calls: list[tuple[str, int]] = []
 
     def frame(self, page: Image.Image) -> tuple[Image.Image, PageGeometry]:
@@ -113,12 +124,16 @@ def test_recorded_layout_drives_crops_batched_across_pages(backend: DolphinBacke
         out = pooled.convert_pages(doc, [0, 1])
     finally:
         doc.close()
+    assert recorded.profile.name == generation
     assert recorded.calls[0] == (LAYOUT_PROMPT, 2)
-    by_prompt = {prompt: n for prompt, n in recorded.calls[1:]}
-    assert by_prompt == {PROMPTS["text"]: 4, PROMPTS["formula"]: 2, PROMPTS["table"]: 2, PROMPTS["code"]: 2}
-    assert len(recorded.calls) == 5  # one layout batch, then one batch per prompt for both pages
+    by_prompt: dict[str, int] = {}
+    for prompt, n in recorded.calls[1:]:
+        by_prompt[prompt] = by_prompt.get(prompt, 0) + n
+    assert by_prompt == PROMPT_BATCHES[generation]
+    size = pooled.batcher.size  # both pages' crops of one prompt fill its batches; a batch never mixes prompts
+    assert len(recorded.calls) == 1 + sum(-(-n // size) for n in by_prompt.values())
     for index, page in out.items():
-        assert page.extra["layout"] == "model" and page.extra["elements"] == 6  # the duplicate is dropped
+        assert page.extra["layout"] == "model" and page.extra["elements"] == 6
         assert f"![Figure 1](page-{index + 1:04d}-figure-01.png)" in page.markdown
         assert page.extra["figures"][0]["name"] == f"page-{index + 1:04d}-figure-01.png"
         assert all(0 <= v <= 1 for v in page.extra["figures"][0]["box"])

@@ -94,7 +94,7 @@ class LostPage:
 
     def __init__(self, real: DolphinV2Model) -> None:
         self.real = real
-        self.fallback_label = real.fallback_label
+        self.profile = real.profile
         self.prompts: list[str] = []
 
     def frame(self, page: Image.Image) -> tuple[Image.Image, PageGeometry]:

@@ -1,6 +1,7 @@
 """The Dolphin page backend: layout per page, then element crops batched by prompt across pages.
 
-The same pipeline drives both generations; the checkpoint's config.json picks the engine.
+The same pipeline drives every generation; the checkpoint picks the engine and the profile (profiles.py)
+whose rules read its layout and choose its prompts.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from pdf2md.convert.backends import BackendUnavailable, PageOutput, import_targe
 from pdf2md.convert.dolphin.batching import MAX_BATCH, AdaptiveBatcher, initial_batch_size
 from pdf2md.convert.dolphin.layout import LayoutElement, PageGeometry, parse_layout, whole_page
 from pdf2md.convert.dolphin.markdown import FIGURE_MODES, ReadElement, figure_name, page_markdown, rule_for
-from pdf2md.convert.dolphin.model_dir import checkpoint_type, resolve_model_dir
-from pdf2md.convert.dolphin.prompts import LAYOUT_PROMPT, PROMPTS
+from pdf2md.convert.dolphin.model_dir import resolve_model_dir
+from pdf2md.convert.dolphin.profiles import Profile, profile_for
+from pdf2md.convert.dolphin.prompts import LAYOUT_PROMPT
 from pdf2md.convert.dolphin.render import RenderedPage, prefetch_pages
 from pdf2md.convert.dolphin.repetition import cut_repetition
 
@@ -37,16 +39,17 @@ PAGES_PER_ROUND = 8
 
 
 ENGINES = {
-    "vision-encoder-decoder": "pdf2md.convert.dolphin.engine:DolphinModel",
-    "qwen2_5_vl": "pdf2md.convert.dolphin.engine_v2:DolphinV2Model",
+    "1.0": "pdf2md.convert.dolphin.engine:DolphinModel",
+    "1.5": "pdf2md.convert.dolphin.engine:DolphinModel",
+    "v2": "pdf2md.convert.dolphin.engine_v2:DolphinV2Model",
 }
-"""config.json model_type -> the engine for it: Dolphin 1.0/1.5, Dolphin v2."""
+"""Generation (profiles.PROFILES) -> the engine that runs it."""
 
 
 class Engine(Protocol):
-    """What the backend needs from a model: how it sees a page, and one prompt answered over a batch."""
+    """What the backend needs from a model: its generation's rules, how it sees a page, one prompt over a batch."""
 
-    fallback_label: str
+    profile: Profile
 
     def frame(self, page: Image.Image) -> tuple[Image.Image, PageGeometry]: ...
 
@@ -117,9 +120,10 @@ class DolphinBackend:
         fallbacks: list[bool] = []
         for i, page in enumerate(pages):
             seconds[i] += layouts.seconds[i]
-            parsed = parse_layout(layouts.results[i] or "", page.geometry)
+            profile = self.engine.profile
+            parsed = parse_layout(layouts.results[i] or "", page.geometry, profile, page.image)
             fallbacks.append(not parsed)
-            elements.append(parsed or whole_page(page.geometry, self.engine.fallback_label))
+            elements.append(parsed or whole_page(page.geometry, profile.fallback_label))
         texts, failed = self._read_elements(pages, elements, seconds)
         peak_mb = self._gpu.peak_memory_mb()
         out: dict[int, PageOutput] = {}
@@ -140,18 +144,18 @@ class DolphinBackend:
     def _read_elements(
         self, pages: list[RenderedPage], elements: list[list[LayoutElement]], seconds: list[float]
     ) -> tuple[dict[tuple[int, int], str], list[int]]:
-        """Read every crop that has a prompt, one kind at a time, largest first (similar lengths batch well)."""
-        by_kind: dict[str, list[_Crop]] = defaultdict(list)
+        """Read every crop that has a prompt, one prompt at a time (1.0 asks formulas and code with the text
+        prompt, so they share its batches), largest first (similar lengths batch well)."""
+        by_prompt: dict[str, list[_Crop]] = defaultdict(list)
         for i, page in enumerate(pages):
             for element in elements[i]:
                 kind = rule_for(element.label).kind
                 if kind is not None:
-                    by_kind[kind].append(_Crop(i, element, page.image.crop(element.box)))
+                    by_prompt[self.engine.profile.prompts[kind]].append(_Crop(i, element, page.image.crop(element.box)))
         texts: dict[tuple[int, int], str] = {}
         failed = [0] * len(pages)
-        for kind, crops in by_kind.items():
+        for prompt, crops in by_prompt.items():
             crops.sort(key=lambda c: -_area(c.element.box))
-            prompt = PROMPTS[kind]
             run = self.batcher.run([c.image for c in crops], lambda batch, prompt=prompt: self.engine.generate(batch, prompt))
             for crop, text, spent in zip(crops, run.results, run.seconds):
                 seconds[crop.page] += spent
@@ -161,29 +165,29 @@ class DolphinBackend:
 
 
 def load_engine(model_dir: Path) -> Engine:
-    """The engine for the checkpoint's architecture; a one-line error for anything else."""
-    model_type = checkpoint_type(model_dir)
-    target = ENGINES.get(model_type)
-    if target is None:
-        raise BackendUnavailable(
-            f"{model_dir} holds a {model_type!r} model, not Dolphin ({' or '.join(repr(t) for t in ENGINES)})"
-        )
-    engine: Engine = import_target(target)(model_dir)
+    """The engine for the checkpoint's generation; a one-line error for anything that is not Dolphin."""
+    profile = profile_for(model_dir)
+    engine: Engine = import_target(ENGINES[profile.name])(model_dir, profile=profile)
     return engine
 
 
 def _figures(page: RenderedPage, elements: list[LayoutElement]) -> list[dict[str, Any]]:
-    """Each figure's image name and box as fractions of the page, so a later step can cut it out."""
+    """Each figure's image name and box as fractions of the page (a 1.x box may reach into the padding:
+    clamped, as upstream's `map_to_original_coordinates` does), so a later step can cut it out."""
     x0, y0, x1, y1 = page.geometry.content
     width, height = x1 - x0, y1 - y0
     boxes = [e.box for e in elements if rule_for(e.label).block == "figure"]
     return [
         {
             "name": figure_name(page.index, n),
-            "box": [round((b[0] - x0) / width, 4), round((b[1] - y0) / height, 4), round((b[2] - x0) / width, 4), round((b[3] - y0) / height, 4)],
+            "box": [_fraction(b[0] - x0, width), _fraction(b[1] - y0, height), _fraction(b[2] - x0, width), _fraction(b[3] - y0, height)],
         }
         for n, b in enumerate(boxes, 1)
     ]
+
+
+def _fraction(offset: int, extent: int) -> float:
+    return round(min(max(offset / extent, 0.0), 1.0), 4)
 
 
 def _area(box: tuple[int, int, int, int]) -> int:

@@ -14,15 +14,15 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor, VisionEncoderDecoderModel
 
-from pdf2md.convert.dolphin.generation import NonFiniteGuard, RepetitionStop, answers_or_none, pick_device
+from pdf2md.convert.dolphin.generation import NonFiniteGuard, RepetitionStop, answers_or_none, pick_device, rerun_broken_in_fp32
 from pdf2md.convert.dolphin.layout import PageGeometry
+from pdf2md.convert.dolphin.profiles import Profile, profile_for
 from pdf2md.convert.dolphin.prompts import ANSWER_TOKEN, decoder_prompt
 from pdf2md.convert.dolphin.render import pad_to_square
 
 log = logging.getLogger(__name__)
 
 MAX_LENGTH = 4096
-REPETITION_PENALTY = 1.1
 MAX_UPSCALE = 2
 """The Donut processor's first resize is capped at this multiple of the final size (see pixel_values)."""
 ATTENTION = {"encoder": "eager", "decoder": "sdpa"}
@@ -32,15 +32,14 @@ ATTENTION = {"encoder": "eager", "decoder": "sdpa"}
 class DolphinModel:
     """Loads the checkpoint once (local files only: never the hub) and answers one prompt over a batch of images.
 
-    fp16 on CUDA (as upstream runs it, and the T4 has no bf16), fp32 on a CPU.
+    fp16 on CUDA (as upstream runs it), fp32 on a CPU; rows that overflow fp16 are decoded again in fp32.
+    The profile (1.0 or 1.5, read from the checkpoint) sets the repetition penalty and the prompts.
     """
 
-    fallback_label = "para"
-    """A page whose layout is unusable is read as one paragraph of text."""
-
-    def __init__(self, model_dir: Path, device: str | None = None) -> None:
+    def __init__(self, model_dir: Path, device: str | None = None, dtype: torch.dtype | None = None, profile: Profile | None = None) -> None:
+        self.profile = profile or profile_for(model_dir)
         self.device = pick_device(device)
-        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
         self.processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
         self.tokenizer = self.processor.tokenizer
         model = VisionEncoderDecoderModel.from_pretrained(
@@ -50,7 +49,7 @@ class DolphinModel:
         self._banned = [[self.tokenizer.unk_token_id], self.tokenizer.convert_tokens_to_ids([ANSWER_TOKEN])]
         positions = getattr(self.model.config.decoder, "max_position_embeddings", MAX_LENGTH)
         self.max_length = min(MAX_LENGTH, positions)
-        log.info("Dolphin loaded from %s on %s (%s)", model_dir, self.device, self.dtype)
+        log.info("Dolphin %s loaded from %s on %s (%s)", self.profile.name, model_dir, self.device, self.dtype)
 
     def frame(self, page: Image.Image) -> tuple[Image.Image, PageGeometry]:
         return pad_to_square(page)
@@ -58,6 +57,10 @@ class DolphinModel:
     @torch.inference_mode()
     def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str | None]:
         """The answers to one prompt for each image, prompt and special tokens removed (None: numbers broke)."""
+        answers = self._generate(images, prompt)
+        return rerun_broken_in_fp32(self.model, self.dtype, images, answers, lambda again: self._generate(again, prompt))
+
+    def _generate(self, images: Sequence[Image.Image], prompt: str) -> list[str | None]:
         pixels = pixel_values(self.processor.image_processor, images, self.device, self.dtype)
         ids = self.tokenizer([decoder_prompt(prompt)] * len(images), add_special_tokens=False, return_tensors="pt")
         prompt_ids = ids.input_ids.to(self.device)
@@ -70,7 +73,7 @@ class DolphinModel:
             min_length=1,
             do_sample=False,
             num_beams=1,
-            repetition_penalty=REPETITION_PENALTY,
+            repetition_penalty=self.profile.repetition_penalty,
             use_cache=True,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.tokenizer.eos_token_id,

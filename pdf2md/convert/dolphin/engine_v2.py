@@ -17,8 +17,9 @@ from transformers import AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditi
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
 from pdf2md.convert.backends import BackendUnavailable
-from pdf2md.convert.dolphin.generation import NonFiniteGuard, RepetitionStop, answers_or_none, pick_device
+from pdf2md.convert.dolphin.generation import NonFiniteGuard, RepetitionStop, answers_or_none, pick_device, rerun_broken_in_fp32
 from pdf2md.convert.dolphin.layout import PageGeometry
+from pdf2md.convert.dolphin.profiles import PROFILES, Profile
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,12 @@ TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
 class DolphinV2Model:
     """Loads the checkpoint once and answers one prompt over a batch of images (page or element crops).
 
-    bf16 (as released) where the GPU has it, fp16 on a T4 (no bf16), fp32 on a CPU.
+    bf16 (as released and as upstream runs it) where the GPU has it; on a T4 (no bf16) fp16, with each row
+    that overflows fp16 decoded again in fp32 (generation.rerun_broken_in_fp32); fp32 on a CPU.
     """
 
-    fallback_label = "distorted_page"
-    """v2's own answer to a page it cannot lay out (photographed, skewed): read the whole page at once."""
-
-    def __init__(self, model_dir: Path, device: str | None = None, dtype: torch.dtype | None = None) -> None:
+    def __init__(self, model_dir: Path, device: str | None = None, dtype: torch.dtype | None = None, profile: Profile = PROFILES["v2"]) -> None:
+        self.profile = profile
         self.device = pick_device(device)
         self.dtype = dtype or _dtype_for(self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
@@ -71,6 +71,10 @@ class DolphinV2Model:
     @torch.inference_mode()
     def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str | None]:
         """The answers to one prompt for each image, prompt and special tokens removed (None: numbers broke)."""
+        answers = self._generate(images, prompt)
+        return rerun_broken_in_fp32(self.model, self.dtype, images, answers, lambda again: self._generate(again, prompt))
+
+    def _generate(self, images: Sequence[Image.Image], prompt: str) -> list[str | None]:
         vision = self.images(images=[fit(image) for image in images], return_tensors="pt")
         grids = vision["image_grid_thw"]
         chat = self.tokenizer.apply_chat_template(

@@ -1,13 +1,21 @@
-"""What both Dolphin generations share at inference: the device, a stop for token loops, GPU memory probes."""
+"""What both Dolphin generations share at inference: the device, a stop for token loops, the fp16 overflow
+guard and its fp32 rerun, GPU memory probes."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
 from pdf2md.convert.dolphin.repetition import MAX_UNIT, repeated_tail
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 STOP_COPIES = 8
 """A row whose last tokens repeat a unit this many times (over STOP_SPAN_TOKENS) stops decoding."""
@@ -55,6 +63,79 @@ def answers_or_none(answers: list[str], guard: NonFiniteGuard) -> list[str | Non
     """None where the row's numbers broke: the element is counted as failed, not written as garbage."""
     broken = guard.rows() or [False] * len(answers)
     return [None if bad else answer for answer, bad in zip(answers, broken, strict=True)]
+
+
+def rerun_broken_in_fp32(
+    model: torch.nn.Module, dtype: torch.dtype, items: Sequence[T], answers: list[str | None], run: Callable[[Sequence[T]], list[str | None]]
+) -> list[str | None]:
+    """fp16 answers with each row whose numbers broke (None) decoded again with fp32 arithmetic.
+
+    A model trained in bf16 (Dolphin v2) can overflow fp16's range on some inputs; a T4 has no bf16.
+    Only the broken rows pay for the rerun; a row that breaks in fp32 too stays None (a failed element).
+    """
+    broken = [i for i, answer in enumerate(answers) if answer is None]
+    if dtype != torch.float16 or not broken:
+        return answers
+    log.warning("Dolphin: %d of %d row(s) overflowed fp16; decoding them again in fp32", len(broken), len(answers))
+    with fp32_compute(model):
+        again = run([items[i] for i in broken])
+    out = list(answers)
+    for i, answer in zip(broken, again, strict=True):
+        out[i] = answer
+    return out
+
+
+@contextmanager
+def fp32_compute(model: torch.nn.Module) -> Iterator[None]:
+    """Inside, every module that owns weights computes in fp32: its weights widen as it runs and narrow back
+    after (fp16 -> fp32 -> fp16 is exact), its floating inputs widen, so activations stay fp32 from the
+    embeddings to the logits. Beyond the fp16 model only one module's weights are held in fp32 at a time,
+    so this fits a 16 GB T4 where a second, fp32 copy of a 3B model would not."""
+    handles = []
+    owned: list[torch.nn.Parameter] = []
+    for module in model.modules():
+        narrow = [p for p in module.parameters(recurse=False) if p.dtype == torch.float16]
+        if narrow:
+            owned += narrow
+            handles.append(module.register_forward_pre_hook(_widen(narrow), with_kwargs=True))
+            handles.append(module.register_forward_hook(_narrow(narrow)))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for param in owned:  # a forward that raised (out of memory) left its module wide
+            if param.dtype == torch.float32:
+                param.data = param.data.half()
+
+
+def _widen(params: list[torch.nn.Parameter]) -> Callable[..., tuple[Any, dict[str, Any]]]:
+    def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        for param in params:
+            param.data = param.data.float()
+        return _to_fp32(args), _to_fp32(kwargs)
+
+    return hook
+
+
+def _narrow(params: list[torch.nn.Parameter]) -> Callable[..., None]:
+    def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+        for param in params:
+            param.data = param.data.half()
+
+    return hook
+
+
+def _to_fp32(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.dtype == torch.float16 else value
+    if isinstance(value, tuple):
+        return tuple(_to_fp32(v) for v in value)
+    if isinstance(value, list):
+        return [_to_fp32(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_fp32(v) for k, v in value.items()}
+    return value
 
 
 def pick_device(device: str | None = None) -> torch.device:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pdf2md.convert.dolphin.profiles import LAYOUT_1_5_TOKENS
 from pdf2md.convert.dolphin.prompts import ANSWER_TOKEN, PROMPTS
 
 if TYPE_CHECKING:
@@ -39,8 +40,12 @@ V2_PIXELS = (28 * 28, 28 * 28 * 64)
 """The tiny v2 sees at most 64 merged patches a picture, so its prompts stay short."""
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0, max_positions: int = 64) -> Path:
-    """Save a tiny VisionEncoderDecoderModel, tokenizer and DonutProcessor into out_dir."""
+def build_tiny_model(out_dir: Path, seed: int = 0, max_positions: int = 64, generation: str = "1.0") -> Path:
+    """Save a tiny VisionEncoderDecoderModel, tokenizer and DonutProcessor into out_dir.
+
+    generation '1.5' gives the tokenizer 1.5's layout separators as tokens, which is how the profile
+    tells a 1.5 checkpoint from a 1.0 one (profiles.profile_for).
+    """
     import torch
     from transformers import (
         DonutImageProcessor,
@@ -53,6 +58,8 @@ def build_tiny_model(out_dir: Path, seed: int = 0, max_positions: int = 64) -> P
 
     torch.manual_seed(seed)
     tokenizer = _build_tokenizer()
+    if generation == "1.5":
+        tokenizer.add_tokens(list(LAYOUT_1_5_TOKENS))
     encoder = DonutSwinConfig(
         image_size=IMAGE_SIZE, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=7
     )
