@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pypdfium2 as pdfium
 
 from pdf2md.convert.text.banded import find_banded_tables
+from pdf2md.convert.text.furniture import PAGE_NUMBER, BodyFacts, in_side_margin, split_furniture
 from pdf2md.convert.text.layout import Box, Line, Row, build_rows, is_rtl, reading_order
 from pdf2md.convert.text.markdown import DocStyle, render_page
 from pdf2md.convert.text.ruled import find_ruled_tables
@@ -26,7 +27,6 @@ MARGIN_ROWS = 2
 """Rows at the top and at the bottom of a page that may be running headers or footers."""
 RUNNING_SHARE = 0.4
 """A margin line repeated (digits aside) on at least this share of the pages is a running header/footer."""
-_PAGE_NUMBER = re.compile(r"^(page\s*)?[-–]?\s*(\d{1,4}|[ivxlc]{1,6})\s*[-–]?(\s*(of|/)\s*\d{1,4})?$", re.IGNORECASE)
 _HARMLESS_CONTROLS = frozenset("\r\n\t\x02")
 
 
@@ -58,6 +58,8 @@ class _PageLayout:
     items: list[Line | Table]
     margin: list[Line]
     stats: LayerStats
+    folios: frozenset[int] = frozenset()
+    """Margin lines alone in their row with a page number's shape (ids): a number beside other cells is data."""
 
 
 def extract(doc: pdfium.PdfDocument) -> DocumentText:
@@ -69,7 +71,7 @@ def extract(doc: pdfium.PdfDocument) -> DocumentText:
     running = _running_keys(layouts)
     pages = []
     for page in layouts:
-        drop = {id(line) for line in page.margin if _margin_key(line) in running or _PAGE_NUMBER.match(line.text)}
+        drop = {id(line) for line in page.margin if _margin_key(line) in running or id(line) in page.folios}
         items = [item for item in page.items if id(item) not in drop] if len(drop) < len(page.items) else page.items
         pages.append(PageText(render_page(items, style), page.stats))
     return DocumentText(pages, unreadable)
@@ -84,23 +86,34 @@ def _read_or_none(doc: pdfium.PdfDocument, index: int) -> PageSpans | None:
 
 
 def _layout(page: PageSpans) -> _PageLayout:
-    """Items in reading order: each text orientation on its own, the most used one first."""
+    """Items in reading order: each text orientation on its own, the most used one first.
+
+    The main orientation's margin rows that look like furniture on this page alone are left out, and so is
+    text set across it wholly beside its body block (a stamp up the margin).
+    """
     visible = [span for span in page.spans if not span.invisible]
     groups: dict[int, list[Span]] = {}
     for span in visible or page.spans:  # an invisible layer alone is still the page's only text
         groups.setdefault(span.orient, []).append(span)
     items: list[Line | Table] = []
-    margin: list[Line] = []
-    for orient in sorted(groups, key=lambda o: -len(groups[o])):
+    margin: list[Row] = []
+    body: BodyFacts | None = None
+    for rank, orient in enumerate(sorted(groups, key=lambda o: -len(groups[o]))):
+        if body is not None and in_side_margin(groups[orient], body):
+            continue
         ruled, rest = find_ruled_tables(groups[orient], page.rules) if orient == 0 else ([], groups[orient])
         if orient == 0:
             banded, rest = find_banded_tables(rest, page.rules)
             ruled = [*ruled, *banded]
         rows = build_rows(rest)
+        if rank == 0:
+            rows, _ = split_furniture(rows, page.frame(orient))
+            body = BodyFacts.of(rows) if orient == 0 else None
         items.extend(ordered_items(rows, ruled))
         if orient == 0:
-            margin = _margin_lines(rows)
-    return _PageLayout(items, margin, _stats(page))
+            margin = _margin_rows(rows)
+    folios = frozenset(id(row.lines[0]) for row in margin if len(row.lines) == 1 and PAGE_NUMBER.match(row.lines[0].text))
+    return _PageLayout(items, [line for row in margin for line in row.lines], _stats(page), folios)
 
 
 def ordered_items(rows: list[Row], ruled: Sequence[Table] = ()) -> list[Line | Table]:
@@ -117,10 +130,10 @@ def ordered_items(rows: list[Row], ruled: Sequence[Table] = ()) -> list[Line | T
     return [box.item for box in reading_order(boxes, unit, rtl)]  # type: ignore[misc]
 
 
-def _margin_lines(rows: list[Row]) -> list[Line]:
+def _margin_rows(rows: list[Row]) -> list[Row]:
     if len(rows) <= 2 * MARGIN_ROWS:
-        return [line for row in rows[:1] + rows[-1:] for line in row.lines] if len(rows) > 2 else []
-    return [line for row in rows[:MARGIN_ROWS] + rows[-MARGIN_ROWS:] for line in row.lines]
+        return rows[:1] + rows[-1:] if len(rows) > 2 else []
+    return rows[:MARGIN_ROWS] + rows[-MARGIN_ROWS:]
 
 
 def _margin_key(line: Line) -> str:

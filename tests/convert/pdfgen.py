@@ -1,12 +1,13 @@
 """A tiny PDF writer for tests: pages of positioned text in the standard 14 fonts, optionally an image.
 
-Each text item is (x, y, text) or (x, y, text, font, size, render_mode); fonts are F1 Helvetica,
-F2 Helvetica-Bold, F3 Courier. Each line is (x0, y0, x1, y1), stroked 0.5 pt wide (table rules).
+Each text item is (x, y, text) or (x, y, text, font, size, render_mode[, angle]); fonts are F1 Helvetica,
+F2 Helvetica-Bold, F3 Courier; angle (degrees, counter-clockwise) sets text that runs up or down the page. Each line is (x0, y0, x1, y1), stroked 0.5 pt wide (table rules).
 Coordinates are PDF points, origin bottom left.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,8 +35,10 @@ def _content(page: Page) -> bytes:
         out.append(f"q {page.width} 0 0 {page.height} 0 0 cm /Im1 Do Q".encode())
     out += [b"0.5 w %g %g m %g %g l S" % line for line in page.lines]
     for item in page.texts:
-        x, y, text, font, size, mode = (*item, *("F1", 11, 0)[len(item) - 3:])
-        out.append(b"BT /%s %g Tf %d Tr %g %g Td (" % (font.encode(), size, mode, x, y) + _escape(text) + b") Tj ET")
+        x, y, text, font, size, mode, angle = (*item, *("F1", 11, 0, 0)[len(item) - 3:])
+        cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        out.append(b"BT /%s %g Tf %d Tr %.4f %.4f %.4f %.4f %g %g Tm (" % (font.encode(), size, mode, cos, sin, -sin, cos,
+                                                                         x, y) + _escape(text) + b") Tj ET")
     return b"\n".join(out)
 
 

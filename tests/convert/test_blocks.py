@@ -118,3 +118,28 @@ def test_a_bold_caption_is_not_a_heading(make_pdf: MakePdf) -> None:
     md = text_md(make_pdf(Page(texts=texts)))
     assert "\nFigure 2-1 Sales by region" in "\n" + md
     assert re.search(r"^#+ Methods$", md, re.MULTILINE)
+
+
+def test_code_listing_is_fenced_from_its_first_line(make_pdf: MakePdf) -> None:
+    # The opening line sits left of the indented lines under it (no overlap), and a blank line splits the listing.
+    code = [(72, 640, "/*"), (93.6, 628, "Return the bounds of a list."), (72, 616, "*/"),  # Courier 9: 5.4 pt a char
+            (72, 604, "int bound(list *l) {"), (115.2, 592, "return l->n;"), (72, 580, "}"),
+            (72, 556, "int empty(list *l);")]
+    page = Page(texts=[(72, 680, "Listings follow the text that introduces them, as here:"),
+                       *[(x, y, text, "F3", 9) for x, y, text in code],
+                       (72, 520, "Text resumes after the listing.")])
+    md = text_md(make_pdf(page))
+    assert ("```\n/*\n    Return the bounds of a list.\n*/\nint bound(list *l) {\n        return l->n;\n}\n\n"
+            "int empty(list *l);\n```") in md
+    assert md.startswith("Listings follow") and md.rstrip().endswith("Text resumes after the listing.")
+
+
+def test_contact_lines_in_a_large_font_are_not_headings(make_pdf: MakePdf) -> None:
+    cover = ["Quarterly Review", "1200 Harbour Street, Suite 5", "Springfield, IL 62704", "info@example.com",
+             "Tel. +1 (217) 555-0142", "October 14, 1998"]
+    texts = [(72, 720 - 30 * i, line, "F1", 16) for i, line in enumerate(cover)]
+    texts += [(72, 520 - 13 * i, prose(12, i), "F1", 10) for i in range(8)]
+    md = text_md(make_pdf(Page(texts=texts)))
+    assert re.search(r"^#+ Quarterly Review$", md, re.MULTILINE)
+    for line in cover[1:]:
+        assert re.search(rf"^{re.escape(line)}$", md, re.MULTILINE), line

@@ -27,6 +27,10 @@ MIN_PAGE_CHARS = 300
 """A page with this much text has a body size of its own (a brochure page set smaller than the rest)."""
 MAX_HEADING_CHARS = 150
 MAX_HEADING_LINES = 3
+CODE_GAP = 2.0
+"""Monospace lines this many line heights apart (a blank line between them) belong to one listing."""
+BLANK_CODE_LINE = 0.8
+"""A gap this many line heights wide between two lines of a listing is a blank line of the code."""
 
 _BULLET = re.compile(r"^([•●▪◦○■□►▸‣⁃∙·\x80-\x9f\uf000-\uf0ff]\s*|[*–-]\s+)")  # symbol-font bullets
 """A bullet glyph, or a dash or asterisk before a space ('-5 °C', '-2-5 Scope' are not list items)."""
@@ -34,6 +38,15 @@ _NUMBERED = re.compile(r"^(\(?(\d{1,3}|[a-z]|[ivx]{1,4})[.)])\s+", re.IGNORECASE
 _SENTENCE_END = re.compile(r"[.!?:;]['\")\]]?$")
 _CAPTION = re.compile(r"^(fig(ure)?|tab(le)?|example|listing|exhibit|chart|scheme)\.?\s*[A-Z]?\d+([-.:]\d+)*\b", re.I)
 """'Figure 1-2 ...', 'Table 3.1: ...': a caption in bold is not a heading."""
+_CONTACT = re.compile(
+    r"\S@\S+\.\w|https?://|\bwww\.|\b(tel|phone|fax|mobile|e-?mail)\b\.?\s*[:+(\d]|\+?\(?\d{1,4}\)?[\s.-]\d{2,4}[\s.-]\d{3,4}\b"
+    r"|\b[A-Z]{2}\s+\d{5}(-\d{4})?\b|^\d{1,5}\s+\w+(\s\w+)*\s(street|st\.|avenue|ave\.?|road|rd\.|boulevard|blvd\.?"
+    r"|drive|lane|suite|floor|place|square)\b|,$", re.IGNORECASE)
+"""E-mail addresses, web sites, phone numbers and postal addresses: cover-page details, never headings."""
+_DATE_LINE = re.compile(
+    r"^((mon|tue|wed|thu|fri|sat|sun)\w*\.?,?\s+)?(\d{1,2}\.?\s+)?(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+    r"(\s+\d{1,2}(st|nd|rd|th)?,?)?(\s+\d\d?:\d\d(:\d\d)?)?\s+\d{4}$|^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$", re.IGNORECASE)
+"""A date on a line of its own ('October 14, 1998', '5 May 2023', 'Tue Jun 5 22:15:55 2001', '2024-03-26')."""
 _EMPHATIC_FONT = re.compile(r"bold|black|heavy|semibold|demi|medium|italic|oblique", re.IGNORECASE)
 """A face that sets a line apart from body text: a heading at body size is often only this."""
 
@@ -172,6 +185,8 @@ def _continues(block: Block, line: Line, style: DocStyle) -> bool:
     prev = block.lines[-1]
     height = min(prev.height, line.height)
     gap = prev.y0 - line.y1
+    if prev.mono and line.mono and not style.mostly_mono and abs(prev.size - line.size) <= 0.1 * prev.size:
+        return -0.5 * height <= gap <= CODE_GAP * height  # indentation and blank lines stay inside a listing
     if gap > style.paragraph_gap(line.size) * height or gap < -0.5 * height:
         return False
     if min(prev.x1, line.x1) <= max(prev.x0, line.x0):
@@ -233,6 +248,8 @@ def _numbered_heading(lines: list[Line], text: str, style: DocStyle) -> bool:
 def _heading_level(lines: list[Line], text: str, style: DocStyle) -> int:
     if len(lines) > MAX_HEADING_LINES or len(text) > MAX_HEADING_CHARS or sum(ch.isalpha() for ch in text) < 2:
         return 0
+    if _CONTACT.search(text) or _DATE_LINE.match(text):
+        return 0
     size = max(ln.size for ln in lines)
     bold = all(style.emphatic(ln) for ln in lines)
     if not bold and size < style.base_size * HEADING_RATIO:
@@ -244,11 +261,16 @@ def _heading_level(lines: list[Line], text: str, style: DocStyle) -> int:
 
 
 def _code(lines: list[Line]) -> str:
-    """Monospace lines fenced, with their indentation in character widths."""
+    """Monospace lines fenced, with their indentation in character widths and their blank lines."""
     left = min(ln.x0 for ln in lines)
     widths = [(ln.x1 - ln.x0) / len(ln.text) for ln in lines if ln.text]
     char = sorted(widths)[len(widths) // 2] or 1.0
-    body = "\n".join(" " * round((ln.x0 - left) / char) + ln.text.translate(LIGATURES) for ln in lines)
+    out: list[str] = []
+    for prev, ln in zip([None, *lines], lines):
+        if prev is not None and prev.y0 - ln.y1 > BLANK_CODE_LINE * min(prev.height, ln.height):
+            out.append("")
+        out.append(" " * round((ln.x0 - left) / char) + ln.text.translate(LIGATURES))
+    body = "\n".join(out)
     return f"```\n{body}\n```"
 
 

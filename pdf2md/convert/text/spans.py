@@ -73,6 +73,13 @@ class PageSpans:
     width: float
     height: float
     rules: list[Rect] = field(default_factory=list)  # thin paths (x0, y0, x1, y1): where ruled tables are
+    box: Rect | None = None
+    """The visible page (media box within crop box) in the coordinates of the text: where its margins are."""
+
+    def frame(self, orient: int) -> Rect:
+        """The page box in the frame of text set in the given orientation (see to_frame)."""
+        box = self.box or (0.0, 0.0, self.width, self.height)
+        return to_frame(*box, orient)
 
 
 def read_page(doc: pdfium.PdfDocument, index: int) -> PageSpans:
@@ -87,9 +94,10 @@ def read_page(doc: pdfium.PdfDocument, index: int) -> PageSpans:
         finally:
             raw.FPDFText_ClosePage(textpage)
         rules = _rules(page) if spans else []
+        box = page.get_bbox()
     finally:
         page.close()
-    return PageSpans(spans, text, width, height, rules)
+    return PageSpans(spans, text, width, height, rules, box)
 
 
 def _rules(page: pdfium.PdfPage) -> list[Rect]:
@@ -215,7 +223,7 @@ def _span(textpage: raw.FPDF_TEXTPAGE, text: str, first: int, a: tuple[float, fl
 
 def _make_span(text: str, a: tuple[float, float, float, float], b: tuple[float, float, float, float],
                font: FontFacts) -> Span:
-    x0, y0, x1, y1 = _to_frame(min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]), font.orient)
+    x0, y0, x1, y1 = to_frame(min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]), font.orient)
     size = font.size if font.size >= MIN_FONT_SIZE else y1 - y0  # text scaled by its matrix reports size 1
     return Span(text, x0, y0, x1, y1, size, font.bold, font.mono, font.invisible, font.orient, font=font.name)
 
@@ -227,7 +235,7 @@ def _quarter_turns(angle: float) -> int:
     return round(angle / (math.pi / 2)) % 4
 
 
-def _to_frame(x0: float, y0: float, x1: float, y1: float, orient: int) -> tuple[float, float, float, float]:
+def to_frame(x0: float, y0: float, x1: float, y1: float, orient: int) -> Rect:
     """Rotate a box so text of the given orientation reads left to right with y up (pdfium turns clockwise)."""
     if orient == 0:
         return x0, y0, x1, y1

@@ -1,0 +1,231 @@
+"""Page furniture found on one page alone: running heads, folios, banners and stamps in the margin bands.
+
+Repetition across pages (see textlayer) cannot find the furniture of a one-page or short document. What a
+reader sees can: furniture sits in the top or bottom band of the page, apart from the body block, and is set
+smaller than the body, carries a page number at its outer end, or has a shape no body line has (a URL, a DOI,
+a date, a copyright or "downloaded from" line, a volume/issue banner). Removing body text is as wrong as
+keeping furniture, so every rule needs the row to be short, not a sentence, not a caption or footnote, and
+separated from the body by a gap.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from enum import Enum
+
+from pdf2md.convert.text.layout import Line, Row
+from pdf2md.convert.text.spans import Rect, Span
+
+BAND = 0.18
+"""Share of the page height, at the top and at the bottom, where a furniture row's middle may lie."""
+MAX_ROWS = 3
+"""At most this many rows at each end of a page are furniture (a banner, a running head, a stamp)."""
+MIN_GAP = 0.5
+"""Furniture stands this many body line heights further from the body block than body lines from each other."""
+LONE_GAP = 2.5
+"""A plain line with nothing else marking it as furniture must stand this far apart."""
+SMALL = 0.9
+"""Text at most this share of the body size is set smaller than the body."""
+LARGE = 1.15
+MAX_WORDS = 16
+MAX_CHARS = 110
+LONE_MAX_WORDS = 10
+MIN_ROWS = 4
+"""A page with fewer rows has no body block to tell furniture from."""
+PROSE_CHARS = 25
+"""Body lines of running text hold this many characters on average."""
+
+PAGE_NUMBER = re.compile(
+    r"^(page\s*|p\.\s*)?[-–—]?\s*(\d{1,4}|[ivxlc]{1,6})\s*[-–—]?(\s*(of|/)\s*\d{1,4})?$", re.IGNORECASE)
+"""'12', '- 12 -', 'iv', 'Page 3 of 10', '1/2'."""
+_MONTH = (r"(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|oct(ober)?"
+          r"|nov(ember)?|dec(ember)?|janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre"
+          r"|novembre|décembre|januar|februar|märz|juni|juli|oktober|dezember)")
+_PATTERNS = re.compile("|".join((
+    r"https?://\S+|\bwww\.\S+|\b[\w-]+(\.[\w-]+)*\.(com|org|net|gov|edu|int|io|ac\.\w\w|co\.\w\w)\b",  # URL, site
+    r"\bdoi\b|\b10\.\d{4,9}/\S+",  # DOI
+    rf"\b\d{{1,2}}[./-]\d{{1,2}}[./-]\d{{2,4}}\b|\b\d{{4}}-\d\d-\d\d\b|\b{_MONTH}\.?\s+(\d{{1,2}},?\s+)?\d{{4}}\b"
+    rf"|\b\d{{1,2}}\.?\s+{_MONTH}\.?\s+\d{{4}}\b|\b\d\d?:\d\d\b|\d{{4}}\s*年",  # dates and times
+    r"©|\(c\)\s*\d{4}|\bcopyright\b|\ball rights reserved\b|\blicen[cs]e[ds]? under\b",
+    r"\b(downloaded|retrieved|accessed|printed)\s+(from|on|at)\b",
+    r"\bvol(ume)?\.?\s*[\dxivl]+\b|\bno\.\s*[\dx]+\b|\bissue\s+\d+|\bpp?\.\s*\d+|\bissn\b|\bisbn\b|\barxiv:",
+    r"\bpage\s+\d+\b|\brev(ision)?\.?\s*[a-z]?\d|\bpart\s+(no|number)\b",
+)), re.IGNORECASE)
+_URL_ONLY = re.compile(r"^((https?://)?(www\.)?[\w-]+(\.[\w-]+)+(/\S*)?|doi:?\s*\S+|10\.\d{4,9}/\S+)$", re.IGNORECASE)
+_CAPTION = re.compile(r"^(fig(ure)?|tab(le)?|listing|exhibit|chart|scheme|algorithm)\.?\s*[A-Z]?\d", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?]['\")\]]?$")
+_FOOTNOTE_SYMBOL = re.compile(r"^[*†‡§¶]")
+
+
+class Kind(Enum):
+    """Why a row is furniture: marked by its typography or shape, or only by standing alone."""
+
+    MARKED = "marked"
+    LONE = "lone"
+
+
+@dataclass(frozen=True)
+class BodyFacts:
+    """What the body text of a page looks like: its size, line height and where its lines start."""
+
+    size: float
+    height: float
+    lefts: tuple[float, ...]
+    x0: float
+    x1: float
+    gap: float
+    """The usual gap between a row and the next (line spacing): furniture stands apart by more."""
+    prose: bool
+    """Whether the body is running text (a cover or a poster is not: its display type is no measure)."""
+
+    @classmethod
+    def of(cls, rows: list[Row]) -> BodyFacts | None:
+        lines = [line for row in rows for line in row.lines]
+        sizes: Counter[float] = Counter()
+        for line in lines:
+            sizes[round(line.size, 1)] += len(line.text)
+        if not sizes:
+            return None
+        size = sizes.most_common(1)[0][0]
+        body = [line for line in lines if abs(line.size - size) <= 0.05 * size] or lines
+        heights = sorted(line.height for line in body)
+        x0, x1 = min(ln.x0 for ln in body), max(ln.x1 for ln in body)
+        height = heights[len(heights) // 2]
+        starts: dict[int, list[Line]] = {}
+        for line in body:
+            starts.setdefault(round(line.x0), []).append(line)
+        lefts = (x0, *(x for x, group in starts.items()
+                       if len(group) >= 2 and max(ln.x1 for ln in group) >= x1 - height))
+        gaps = sorted(above.y0 - below.y1 for above, below in zip(rows, rows[1:]))
+        prose = len(body) >= MIN_ROWS and sum(len(line.text) for line in body) >= PROSE_CHARS * len(body)
+        return cls(size, height, lefts, x0, x1, max(gaps[len(gaps) // 2], 0.0) if gaps else 0.0, prose)
+
+    def at_left_edge(self, line: Line) -> bool:
+        """Whether the line starts where the lines of a paragraph start (lines that run to the right edge start
+        there): a paragraph's last line, not a centred or flush-right one."""
+        return any(abs(line.x0 - x) <= 0.5 * self.height for x in self.lefts)
+
+
+def split_furniture(rows: list[Row], frame: Rect) -> tuple[list[Row], list[Row]]:
+    """The rows of the body, and the furniture rows at the top and bottom of the page (frame: the page box)."""
+    if len(rows) < MIN_ROWS:
+        return rows, []
+    body = BodyFacts.of(rows)
+    if body is None or body.height <= 0:
+        return rows, []
+    top = _peel(rows, body, frame, from_top=True)
+    bottom = _peel(rows[top:][::-1], body, frame, from_top=False)
+    if not top and not bottom:
+        return rows, []
+    return rows[top:len(rows) - bottom], rows[:top] + rows[len(rows) - bottom:]
+
+
+def _peel(rows: list[Row], body: BodyFacts, frame: Rect, from_top: bool) -> int:
+    """How many rows from this end of the page (rows listed from that end) are furniture."""
+    page_height = frame[3] - frame[1]
+    kinds: list[Kind] = []
+    for index, row in enumerate(rows[:min(MAX_ROWS, len(rows) - 2)]):
+        middle = (row.y0 + row.y1) / 2
+        depth = frame[3] - middle if from_top else middle - frame[1]
+        kind = row_kind(row, body) if depth <= BAND * page_height else None
+        if kind is not None and _numbered(row) and (_folio_column(row, rows[index + 1:], body)
+                                                     or (index and len(row.lines) == 1)):
+            kind = None  # a table of contents, a numeric table, or axis labels; a lone folio is outermost
+        if kind is None or (kind is Kind.LONE and kinds):
+            break
+        kinds.append(kind)
+        if kind is Kind.LONE:
+            break
+    for k in range(len(kinds), 0, -1):
+        outer, inner = rows[k - 1], rows[k]
+        gap = outer.y0 - inner.y1 if from_top else inner.y0 - outer.y1
+        if gap >= body.gap + (LONE_GAP if Kind.LONE in kinds[:k] else MIN_GAP) * body.height:
+            return k
+    return 0
+
+
+def _numbered(row: Row) -> bool:
+    return bool(PAGE_NUMBER.match(row.lines[0].text) or PAGE_NUMBER.match(row.lines[-1].text))
+
+
+def _folio_column(row: Row, others: list[Row], body: BodyFacts) -> bool:
+    """Whether other rows end or start with a number aligned with this row's: a column of numbers, no folio."""
+    ends = [line for line in (row.lines[0], row.lines[-1]) if PAGE_NUMBER.match(line.text)]
+    aligned = 0
+    for other in others:
+        for line in (other.lines[0], other.lines[-1]):
+            if PAGE_NUMBER.match(line.text) and any(abs(line.x1 - end.x1) <= body.height
+                                                    or abs(line.x0 - end.x0) <= body.height for end in ends):
+                aligned += 1
+                break
+    return aligned >= 2
+
+
+def row_kind(row: Row, body: BodyFacts) -> Kind | None:
+    """Whether a margin row looks like furniture, and why; None for a row that may be body text."""
+    lines = row.lines
+    if any(_kept(line, body) for line in lines):
+        return None
+    numbers = [line for line in lines if PAGE_NUMBER.match(line.text)]
+    others = [line for line in lines if not PAGE_NUMBER.match(line.text)]
+    if not all(_short(line.text) for line in others):
+        return None
+    if numbers and (lines[0] in numbers or lines[-1] in numbers):
+        return Kind.MARKED  # a folio at the outer end: the rest of the row is its running head
+    if all(_PATTERNS.search(line.text) or (body.prose and line.size <= SMALL * body.size) for line in others) and (
+            len(lines) > 1 or not body.at_left_edge(lines[0]) or _PATTERNS.search(lines[0].text)):
+        return Kind.MARKED
+    line = lines[0]
+    if (body.prose and len(lines) == 1 and len(line.text.split()) <= LONE_MAX_WORDS and line.size < LARGE * body.size
+            and not line.bold and not body.at_left_edge(line) and sum(ch.isalnum() for ch in line.text) >= 2):
+        return Kind.LONE
+    return None
+
+
+def _kept(line: Line, body: BodyFacts) -> bool:
+    """Lines furniture rules must never take: titles and headings, captions, footnotes."""
+    if line.size >= LARGE * body.size and line.bold:
+        return True
+    if line.size >= 1.3 * body.size and not _URL_ONLY.match(line.text):
+        return True
+    return bool(_CAPTION.match(line.text)) or _footnote(line)
+
+
+def _footnote(line: Line) -> bool:
+    """A line opening with a footnote mark: a symbol, or a number raised or set smaller than the text after it."""
+    if _FOOTNOTE_SYMBOL.match(line.text):
+        return True
+    if len(line.spans) < 2:
+        return False
+    mark, text = line.spans[0], line.spans[1]
+    if not (len(mark.text) <= 3 and mark.text.isdigit()):
+        return False
+    return mark.size < 0.85 * text.size or mark.y0 > text.y0 + 0.25 * text.height
+
+
+def _short(text: str) -> bool:
+    """Few words, and not a sentence of running text."""
+    words = text.split()
+    if len(words) > MAX_WORDS or len(text) > MAX_CHARS:
+        return False
+    lower = sum(word[:1].islower() for word in words)
+    return not (len(words) >= 6 and _SENTENCE_END.search(text) and lower >= 0.5 * len(words))
+
+
+def page_x_range(span: Span) -> tuple[float, float]:
+    """A span's horizontal extent on the page, whatever its orientation (undoes spans._to_frame)."""
+    if span.orient == 1:
+        return span.y0, span.y1
+    if span.orient == 2:
+        return -span.x1, -span.x0
+    if span.orient == 3:
+        return -span.y1, -span.y0
+    return span.x0, span.x1
+
+
+def in_side_margin(spans: list[Span], body: BodyFacts) -> bool:
+    """Whether text set across the main direction lies wholly beside the body block: a stamp in the margin."""
+    ranges = [page_x_range(span) for span in spans]
+    return all(x1 <= body.x0 for _, x1 in ranges) or all(x0 >= body.x1 for x0, _ in ranges)

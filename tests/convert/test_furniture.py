@@ -1,0 +1,122 @@
+"""Page furniture on one page alone (issue 18, class 1), and the body text next to it that must stay.
+
+Each fixture is a one-page PDF, so repetition across pages cannot help: what is found is found by position,
+type size, isolation and shape. Assertions are olmOCR-style: furniture absent, body sentences present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pdf2md.convert import ConvertOptions, convert_pdf
+from tests.convert.pdfgen import Page
+
+MakePdf = Callable[..., Path]
+
+PARAGRAPH = [
+    "The committee reviewed every submission received during the period and found",
+    "that most of them followed the agreed format, with a few exceptions noted below.",
+    "Those exceptions were returned to their authors together with a short note that",
+    "explained what had to change before the next meeting of the working group.",
+]
+
+
+def text_md(path: Path) -> str:
+    return convert_pdf(path, ConvertOptions(backend="text")).markdown
+
+
+def body(y: float, lines: list[str], x: float = 72, leading: float = 14, size: float = 11) -> list[tuple]:
+    return [(x, y - i * leading, line, "F1", size) for i, line in enumerate(lines)]
+
+
+def paragraphs(top: float, count: int) -> list[tuple]:
+    """`count` paragraphs of body text from `top` down, a blank line between them."""
+    return [item for n in range(count) for item in body(top - n * 70, PARAGRAPH)]
+
+
+def test_small_running_head_date_and_folio_are_dropped(make_pdf: MakePdf) -> None:
+    page = Page(texts=[
+        (72, 750, "ACME Technical Note 42", "F1", 9), (400, 750, "Network Security Practice", "F1", 9),
+        (72, 739, "February 2024", "F1", 9),
+        *paragraphs(700, 6),
+        (300, 40, "7", "F1", 9),
+    ])
+    md = text_md(make_pdf(page))
+    for furniture in ("ACME Technical Note", "Network Security Practice", "February 2024"):
+        assert furniture not in md
+    assert not md.rstrip().endswith("7")
+    assert md.startswith("The committee reviewed every submission")
+    assert md.count("explained what had to change before the next meeting") == 6
+
+
+def test_folio_at_the_outer_end_takes_its_running_head_along(make_pdf: MakePdf) -> None:
+    page = Page(texts=[(72, 740, "12", "F1", 11), (330, 740, "CHAPTER 3. RESULTS AND METHODS", "F1", 11),
+                       *paragraphs(700, 5)])
+    md = text_md(make_pdf(page))
+    assert "CHAPTER 3" not in md and not md.startswith("12")
+    assert md.startswith("The committee reviewed")
+
+
+def test_site_doi_and_download_stamps_are_dropped(make_pdf: MakePdf) -> None:
+    page = Page(texts=[
+        (380, 760, "www.example-journal.org/reports", "F1", 12),
+        *paragraphs(700, 5),
+        (72, 50, "JOURNAL OF EXAMPLES | 5 : 8555 | DOI: 10.1234/jex.8555", "F1", 10), (530, 50, "3", "F2", 10),
+        (72, 30, "Downloaded from https://example.org on 3 May 2023", "F1", 8),
+    ])
+    md = text_md(make_pdf(page))
+    for furniture in ("example-journal.org", "DOI: 10.1234", "Downloaded from"):
+        assert furniture not in md
+    assert md.count("The committee reviewed every submission") == 5
+
+
+def test_stamp_up_the_side_margin_is_dropped_but_rotated_pages_are_read(make_pdf: MakePdf) -> None:
+    stamp = (580, 200, "Downloaded by a reader on 3 May 2023", "F1", 8, 0, 90)
+    md = text_md(make_pdf(Page(texts=[*paragraphs(700, 4), stamp])))
+    assert "Downloaded by" not in md and "The committee reviewed" in md
+    sideways = [(300 - 14 * i, 100, line, "F1", 11, 0, 90) for i, line in enumerate(PARAGRAPH)]
+    assert "explained what had to change" in text_md(make_pdf(Page(texts=sideways)))
+
+
+def test_title_body_near_the_margins_and_footnote_are_kept(make_pdf: MakePdf) -> None:
+    # A held-out-like page: a big bold title in the top band, body text running close to the top and bottom
+    # edges, a footnote with a raised mark at the foot of the page.
+    page = Page(texts=[
+        (72, 755, "A Study of Committee Work", "F2", 18),
+        *body(725, PARAGRAPH), *paragraphs(650, 7),
+        (72, 36, "1", "F1", 6), (76, 33, "The working group met four times in the year under review.", "F1", 8),
+    ])
+    md = text_md(make_pdf(page))
+    assert md.startswith("# A Study of Committee Work")
+    assert md.count("The committee reviewed every submission") == 8
+    assert "The working group met four times in the year under review." in md
+
+
+def test_last_line_of_a_paragraph_alone_at_the_top_is_kept(make_pdf: MakePdf) -> None:
+    # The end of a paragraph carried over from the previous page, then a gap (a figure) before the body.
+    page = Page(texts=[(72, 740, "of the results."), *paragraphs(640, 5)])
+    md = text_md(make_pdf(page))
+    assert md.startswith("of the results.")
+
+
+def test_plain_running_head_standing_apart_is_dropped(make_pdf: MakePdf) -> None:
+    page = Page(texts=[(420, 740, "J. Doe et al."), *paragraphs(690, 5)])
+    md = text_md(make_pdf(page))
+    assert "Doe" not in md and md.startswith("The committee reviewed")
+
+
+def test_table_of_contents_numbers_are_not_folios(make_pdf: MakePdf) -> None:
+    entries = ["Introduction", "Background", "Methods", "Results", "Discussion", "Appendix", "Index"]
+    texts = [item for i, entry in enumerate(entries)
+             for item in ((72, 700 - 90 * i, entry, "F1", 11), (520, 700 - 90 * i, str(3 + 4 * i), "F1", 11))]
+    md = text_md(make_pdf(Page(texts=texts)))
+    assert "Introduction" in md and "Index" in md and "27" in md
+
+
+def test_small_author_line_on_a_cover_page_is_kept(make_pdf: MakePdf) -> None:
+    # A cover has no running text to measure furniture against: its display lines all stay.
+    page = Page(texts=[(250, 700, "JANE Q. AUTHOR", "F1", 16),
+                       *[(250, 500 - 30 * i, word, "F1", 24) for i, word in enumerate(("THE", "LONG", "ROAD", "HOME"))]])
+    md = text_md(make_pdf(page))
+    assert "JANE Q. AUTHOR" in md and "HOME" in md
