@@ -1,6 +1,7 @@
 """A tiny PDF writer for tests: pages of positioned text in the standard 14 fonts, optionally an image.
 
-Each text item is (x, y, text) or (x, y, text, font, size, render_mode[, angle]); fonts are F1 Helvetica,
+Each text item is (x, y, text) or (x, y, text, font, size, render_mode[, angle]); text may also be a list of
+strings and numbers, shown with TJ (numbers move the pen back by thousandths of an em); fonts are F1 Helvetica,
 F2 Helvetica-Bold, F3 Courier; angle (degrees, counter-clockwise) sets text that runs up or down the page. Each line is (x0, y0, x1, y1), stroked 0.5 pt wide (table rules).
 Coordinates are PDF points, origin bottom left.
 """
@@ -37,8 +38,10 @@ def _content(page: Page) -> bytes:
     for item in page.texts:
         x, y, text, font, size, mode, angle = (*item, *("F1", 11, 0, 0)[len(item) - 3:])
         cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-        out.append(b"BT /%s %g Tf %d Tr %.4f %.4f %.4f %.4f %g %g Tm (" % (font.encode(), size, mode, cos, sin, -sin, cos,
-                                                                         x, y) + _escape(text) + b") Tj ET")
+        shown = (b"(" + _escape(text) + b") Tj" if isinstance(text, str) else
+                 b"[" + b" ".join(b"(" + _escape(t) + b")" if isinstance(t, str) else b"%g" % t for t in text) + b"] TJ")
+        out.append(b"BT /%s %g Tf %d Tr %.4f %.4f %.4f %.4f %g %g Tm " % (font.encode(), size, mode, cos, sin, -sin, cos,
+                                                                        x, y) + shown + b" ET")
     return b"\n".join(out)
 
 

@@ -143,3 +143,25 @@ def test_contact_lines_in_a_large_font_are_not_headings(make_pdf: MakePdf) -> No
     assert re.search(r"^#+ Quarterly Review$", md, re.MULTILINE)
     for line in cover[1:]:
         assert re.search(rf"^{re.escape(line)}$", md, re.MULTILINE), line
+
+
+def test_a_line_starting_with_a_hash_is_text_not_a_heading(make_pdf: MakePdf) -> None:
+    page = Page(texts=[(72, 700, "#define MAX_SIZE 100"), (72, 660, "The limit is set once for the whole program.")])
+    assert text_md(make_pdf(page)).startswith("\\#define MAX_SIZE 100\n\n")
+
+
+def test_a_name_initial_is_not_a_list_label_but_lettered_items_are(make_pdf: MakePdf) -> None:
+    page = Page(texts=[(72, 700, "J. Aligon, P. Marcel and E. Negre"),
+                       (72, 660, "a. the first choice"), (72, 640, "b. the second choice")])
+    md = text_md(make_pdf(page))
+    assert md.startswith("J. Aligon, P. Marcel and E. Negre\n\n")
+    assert "- a. the first choice\n\n- b. the second choice" in md
+
+
+def test_words_set_apart_without_space_characters_keep_their_spaces(make_pdf: MakePdf) -> None:
+    tight = (72, 700, ["Chief", -150, "Operating", -150, "Officer", -150, "and", -150, "the", -150, "firm"], "F1", 10)
+    tracked = (72, 680, ["Chief", -120, "Operating", -120, "Officer"], "F1", 10)
+    close = (72, 660, ["Chief", -30, "Operating"], "F1", 10)
+    md = text_md(make_pdf(Page(texts=[tight, tracked, close])))
+    assert "Chief Operating Officer and the firm" in md
+    assert md.count("Chief Operating Officer") == 2 and "ChiefOperating" in md

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from pdf2md.convert.text.layout import Row, build_rows
 from pdf2md.convert.text.spans import Rect, Span
-from pdf2md.convert.text.tables import MIN_FILLED_ROWS, Table, _column_slots, _looks_like_prose, _place, _place_rows
+from pdf2md.convert.text.tables import (
+    MIN_FILLED_ROWS,
+    Table,
+    _column_slots,
+    _looks_like_prose,
+    _place,
+    _place_rows,
+    join_signs,
+    with_header,
+)
 
 MIN_RULE_WIDTH = 60.0
 """Shorter horizontal rules are underlines and strokes of drawings, not table borders."""
@@ -73,6 +82,8 @@ def _table(bands: list[list[Row]], x0: float, x1: float) -> Table | None:
     if len(bands) < 2 or all(len(row.lines) < 2 for row in bands[0]):
         return None
     rows = [row for band in bands for row in band]
+    for row in rows:
+        join_signs(row)
     if sum(len(row.lines) >= 2 for row in rows) < 2:
         return None
     slots = _column_slots(rows)
@@ -80,14 +91,9 @@ def _table(bands: list[list[Row]], x0: float, x1: float) -> Table | None:
         return None
     header_rows = bands[0]
     body = rows[len(header_rows):]
-    header: list[tuple[list[str], list[int]]] = []
-    for cells, spans in (_place(row, slots) for row in header_rows):
-        if header and header[-1][1] == spans:  # a header wrapped over several lines is one row
-            header[-1] = ([" ".join(t for t in (a, b) if t) for a, b in zip(header[-1][0], cells)], spans)
-        else:
-            header.append((cells, spans))
-    placed = [*header, *_place_rows(body, slots)]
+    placed = [*(_place(row, slots) for row in header_rows), *_place_rows(body, slots)]
     if len(placed) < 2 or sum(sum(bool(c) for c in row) >= 2 for row, _ in placed) < MIN_FILLED_ROWS * len(placed):
         return None
-    return Table(cells=[c for c, _ in placed], spans=[s for _, s in placed], lines=[],
-                 x0=x0, y0=min(row.y0 for row in rows), x1=x1, y1=max(row.y1 for row in rows))
+    cells, spans, depth = with_header([c for c, _ in placed], [s for _, s in placed], known=len(header_rows))
+    return Table(cells=cells, spans=spans, lines=[], x0=x0, y0=min(row.y0 for row in rows), x1=x1,
+                 y1=max(row.y1 for row in rows), header_rows=depth)

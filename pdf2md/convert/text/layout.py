@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pdf2md.convert.text.spans import Span
+from pdf2md.convert.text.spans import SPACE_GAP, Span
 
 ROW_OVERLAP = 0.5
 """Two spans share a row when their boxes overlap vertically by this share of the smaller height."""
@@ -127,9 +128,10 @@ def make_line(spans: list[Span]) -> Line:
 def _line_text(spans: list[Span], height: float) -> str:
     """Join spans left to right, or right to left (with left-to-right runs kept) for RTL lines."""
     words: list[list[Span]] = [[spans[0]]]
+    tight = _tight_gap(spans, height)
     for prev, span in zip(spans, spans[1:]):
         gap = span.x0 - prev.x1
-        if gap > WORD_GAP * height or (span.spaced and gap > -WORD_GAP * height):
+        if gap > WORD_GAP * height or (span.spaced and gap > -WORD_GAP * height) or (span.generated and gap > tight):
             words.append([span])
         else:
             words[-1].append(span)
@@ -137,6 +139,20 @@ def _line_text(spans: list[Span], height: float) -> str:
     if is_rtl("".join(texts)):
         texts = _visual_to_logical(texts)
     return " ".join(texts)
+
+
+def _tight_gap(spans: list[Span], height: float) -> float:
+    """The narrowest gap at which a space pdfium generated parts two words on this line.
+
+    Tight justified text sets words closer than WORD_GAP; pdfium's spaces tell those gaps apart from
+    kerning. Where pdfium also puts spaces between touching letters (fonts whose glyph boxes are narrower
+    than their advance), its spaces say nothing on this line.
+    """
+    floor = SPACE_GAP * height
+    generated = [b.x0 - a.x1 for a, b in zip(spans, spans[1:]) if b.generated]
+    if not generated or sum(gap <= floor for gap in generated) > len(generated) / 4:
+        return math.inf
+    return floor
 
 
 def is_rtl(text: str) -> bool:

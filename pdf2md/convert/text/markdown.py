@@ -35,6 +35,8 @@ BLANK_CODE_LINE = 0.8
 _BULLET = re.compile(r"^([•●▪◦○■□►▸‣⁃∙·\x80-\x9f\uf000-\uf0ff]\s*|[*–-]\s+)")  # symbol-font bullets
 """A bullet glyph, or a dash or asterisk before a space ('-5 °C', '-2-5 Scope' are not list items)."""
 _NUMBERED = re.compile(r"^(\(?(\d{1,3}|[a-z]|[ivx]{1,4})[.)])\s+", re.IGNORECASE)
+_LETTER_LABEL = re.compile(r"^\(?([a-z]|[ivx]{1,4})\.\s", re.IGNORECASE)
+"""'J. Smith' or 'a. first': a letter with a full stop is an initial unless a neighbouring block is an item too."""
 _SENTENCE_END = re.compile(r"[.!?:;]['\")\]]?$")
 _CAPTION = re.compile(r"^(fig(ure)?|tab(le)?|example|listing|exhibit|chart|scheme)\.?\s*[A-Z]?\d+([-.:]\d+)*\b", re.I)
 """'Figure 1-2 ...', 'Table 3.1: ...': a caption in bold is not a heading."""
@@ -161,11 +163,31 @@ def render_page(items: Sequence[Line | Table], style: DocStyle) -> str:
     """A page's items, already in reading order, as Markdown blocks separated by blank lines."""
     out: list[str] = []
     style = style.on_page([item for item in items if isinstance(item, Line)])
-    for block in _blocks(items, style):
-        text = block.markdown() if isinstance(block, Table) else _render_block(block, style)
+    blocks = _blocks(items, style)
+    labels = [_letter_label(block) for block in blocks]
+    for i, block in enumerate(blocks):
+        if isinstance(block, Table):
+            text = block.markdown()
+        else:
+            listed = labels[i] is None or any(_next_labels(labels[i], labels[j]) for j in (i - 1, i + 1)
+                                              if 0 <= j < len(blocks) and labels[j] is not None)
+            text = _render_block(block, style, listed)
         if text.strip():
             out.append(text)
     return "\n\n".join(out)
+
+
+def _letter_label(block: Block | Table) -> str | None:
+    """The letter or roman numeral before a full stop that opens a block, lower-cased; None without one."""
+    match = _LETTER_LABEL.match(block.lines[0].text) if isinstance(block, Block) else None
+    return match.group(1).lower() if match else None
+
+
+def _next_labels(a: str, b: str) -> bool:
+    """Whether two labels follow each other in a list: letters one apart, or roman numerals."""
+    if len(a) == 1 and len(b) == 1 and abs(ord(a) - ord(b)) == 1:
+        return True
+    return all(ch in "ivx" for ch in a + b) and max(len(a), len(b)) > 1
 
 
 def _blocks(items: Sequence[Line | Table], style: DocStyle) -> list[Block | Table]:
@@ -221,12 +243,14 @@ def _list_marker(text: str) -> re.Match[str] | None:
     return _BULLET.match(text) or _NUMBERED.match(text)
 
 
-def _render_block(block: Block, style: DocStyle) -> str:
+def _render_block(block: Block, style: DocStyle, listed: bool = True) -> str:
+    """A block as a heading, a list item, code or a paragraph; `listed` False: a letter label that opens it
+    is an initial, not an item's label. Text that would read as Markdown block syntax is escaped."""
     lines = block.lines
     if lines[0].mono and not style.mostly_mono and len(lines) > 1:
         return _code(lines)
     text = join_lines([ln.text for ln in lines])
-    marker = _list_marker(text)
+    marker = _list_marker(text) if listed or not _LETTER_LABEL.match(text) else None
     level = _heading_level(lines, text, style) if not marker or _numbered_heading(lines, text, style) else 0
     if level:
         return "#" * level + " " + text
@@ -236,7 +260,7 @@ def _render_block(block: Block, style: DocStyle) -> str:
             return "- " + rest
         label = marker.group(1)
         return f"{label} {rest}" if label[:-1].isdigit() and not label.startswith("(") else f"- {label} {rest}"
-    return text
+    return "\\" + text if text.startswith("#") else text
 
 
 def _numbered_heading(lines: list[Line], text: str, style: DocStyle) -> bool:

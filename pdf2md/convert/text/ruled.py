@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pdf2md.convert.text.layout import build_rows
 from pdf2md.convert.text.spans import Rect, Span
-from pdf2md.convert.text.tables import Table
+from pdf2md.convert.text.tables import Table, with_header
 
 SNAP = 2.0
 """Rules this close (points) are the same grid line; touching rules are within this distance."""
@@ -126,8 +126,9 @@ def _table(grid: _Grid, spans: list[Span]) -> Table | None:
         return None
     if sum(map(len, filled.values())) > MAX_MEAN_CELL_CHARS * len(filled):
         return None
-    cells, spans_out = _rows(grid, anchor, filled, n_rows, n_cols)
-    return Table(cells=cells, spans=spans_out, lines=[], x0=grid.xs[0], y0=grid.ys[-1], x1=grid.xs[-1], y1=grid.ys[0])
+    cells, spans_out, depth = with_header(*_rows(grid, anchor, filled, n_rows, n_cols))
+    return Table(cells=cells, spans=spans_out, lines=[], x0=grid.xs[0], y0=grid.ys[-1], x1=grid.xs[-1], y1=grid.ys[0],
+                 header_rows=depth)
 
 
 def _anchors(grid: _Grid, n_rows: int, n_cols: int) -> list[list[tuple[int, int]]]:

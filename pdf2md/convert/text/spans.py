@@ -24,6 +24,11 @@ MIN_FONT_SIZE = 2.0
 MAX_RULE_THICKNESS = 3.0
 """A path thinner than this (points) in one direction is a rule: a table border or a separator."""
 MIN_RULE_LENGTH = 4.0
+_CASE_JOIN = re.compile(r"[a-z][A-Z]")
+SPACE_GAP = 0.1
+"""A gap this many character heights wider than usual between two letters is a word space (layout uses it too)."""
+LONG_RUN = 16
+"""Runs this long are measured letter by letter: words run together where a line set its spaces as gaps."""
 _RTL = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
 _ALEFS = frozenset("\u0622\u0623\u0625\u0627")
 _LAM = "\u0644"
@@ -45,6 +50,7 @@ class Span:
     orient: int  # quarter turns of the text as pdfium measures them (clockwise)
     spaced: bool = False  # a space of the PDF's own (not one pdfium generated) comes before it
     font: str = ""  # base font name without a subset prefix: tells headings set in another face
+    generated: bool = False  # a space pdfium generated (judging by the gap) comes before it
 
     @property
     def height(self) -> float:
@@ -161,11 +167,33 @@ def _spans(textpage: raw.FPDF_TEXTPAGE, text: str) -> list[Span]:
         vertical = font.orient % 2 == 1
         if _continuous(a, b, last - first + 1, vertical):
             pieces = [_make_span(word, a, b, font)]
+            if not vertical and (len(word) >= LONG_RUN or _CASE_JOIN.search(word)):
+                pieces = _split_at_spaces(textpage, word, first, rect, font) or pieces
         else:
             pieces = _split_span(textpage, word, first, rect, fonts, vertical)
-        pieces[0].spaced = first > 0 and text[first - 1] == " " and not raw.FPDFText_IsGenerated(textpage, first - 1)
+        if first > 0 and text[first - 1] == " ":
+            generated = bool(raw.FPDFText_IsGenerated(textpage, first - 1))
+            pieces[0].spaced, pieces[0].generated = not generated, generated
         spans.extend(pieces)
     return spans
+
+
+def _split_at_spaces(textpage: raw.FPDF_TEXTPAGE, word: str, start: int, rect: raw.FS_RECTF,
+                     font: FontFacts) -> list[Span]:
+    """A run where justified text moved words apart without any space character ('ChiefOperating',
+    'andthefirm'): split where two letters stand clearly further apart than the run's letters usually do
+    (letter-spaced text has wide gaps everywhere). Empty when there is nothing to split."""
+    boxes = [_char_box(textpage, start + i, rect) for i in range(len(word))]
+    gaps = [b[0] - a[2] for a, b in zip(boxes, boxes[1:])]
+    usual = sorted(gaps)[len(gaps) // 2]
+    height = max(b[3] - b[1] for b in boxes)
+    cuts = [i + 1 for i, gap in enumerate(gaps) if gap - usual > SPACE_GAP * height]
+    if not cuts:
+        return []
+    pieces = [_make_span(word[i:k], boxes[i], boxes[k - 1], font) for i, k in zip([0, *cuts], [*cuts, len(word)])]
+    for piece in pieces[1:]:
+        piece.spaced = True
+    return pieces
 
 
 def _char_box(textpage: raw.FPDF_TEXTPAGE, index: int, rect: raw.FS_RECTF) -> tuple[float, float, float, float]:

@@ -1,11 +1,19 @@
-"""Tables from aligned text: runs of rows split into several fragments that share column slots."""
+"""Tables from aligned text: runs of rows split into several fragments that share column slots.
+
+Readers find a cell's column heading in the rows above the body and its row heading in the stub column.
+So the header is as deep as the rows above the first row label (or below a heading that groups columns),
+stacked header lines over the same columns are one heading, a heading centred over a gap between columns
+spans them, a label alone on its row (a section of a statement) is a row of its own, and a currency sign
+set apart from its amount belongs to that amount's cell.
+"""
 
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 
-from pdf2md.convert.text.layout import Line, Row
+from pdf2md.convert.text.layout import Line, Row, make_line
 
 MIN_ROWS = 3
 MAX_ROW_GAP = 2.5
@@ -18,11 +26,23 @@ PROSE_WORDS = 4.5
 """Two or more 'columns' whose fragments average this many words are columns of text, not a table."""
 PROSE_EMS = 15.0
 """...or this many line heights of width: scripts written without spaces between words (CJK) have few 'words'."""
+MAX_LABEL_ROWS = 2
+"""Consecutive rows holding only a label in the stub column (sections of a statement) a table may carry."""
+MAX_HEADER_ROWS = 3
+"""Rows above the first row label that can still be column headings."""
+_FIGURE = re.compile(r"^[-+−–(]?[$€£¥₹]?\s?[\d.,]*\d[\d.,]*\s?%?\)?[*†‡a-d]?$|^[-–—]$")
+"""An amount, a measurement or a dash standing for none: what the body of a numeric table holds."""
+MARKER_GAP = 3.0
+"""A list marker at most this many line heights left of its text belongs to it."""
+_CURRENCY = frozenset("$€£¥₹")
+_MARKER = re.compile(r"^(\(?(\d{1,3}|[a-z]|[ivx]{1,4})[.)]|[•●▪◦○■□►▸‣⁃∙·*–-])$", re.IGNORECASE)
+"""A list item's bullet or number on its own."""
 
 
 @dataclass(slots=True)
 class Table:
-    """Cells by row; `spans[r][c]` is how many column slots cell c of row r covers."""
+    """Cells by row; `spans[r][c]` is how many column slots cell c of row r covers; the first
+    `header_rows` rows are column headings."""
 
     cells: list[list[str]]
     spans: list[list[int]]
@@ -31,10 +51,12 @@ class Table:
     y0: float
     x1: float
     y1: float
+    header_rows: int = 1
 
     def markdown(self) -> str:
-        """A pipe table, or HTML when a cell spans columns (pipe tables cannot say so)."""
-        if any(n > 1 for row in self.spans for n in row):
+        """A pipe table, or HTML when a cell spans columns or the header has several rows (pipe tables
+        cannot say either)."""
+        if self.header_rows > 1 or any(n > 1 for row in self.spans for n in row):
             return self._html()
         width = max(sum(row) for row in self.spans)
         rows = [[_pipe_cell(c) for c in cells] + [""] * (width - len(cells)) for cells in self.cells]
@@ -45,7 +67,7 @@ class Table:
     def _html(self) -> str:
         out = ["<table>"]
         for r, (cells, spans) in enumerate(zip(self.cells, self.spans)):
-            tag = "th" if r == 0 else "td"
+            tag = "th" if r < self.header_rows else "td"
             tds = "".join(f"<{tag}{_colspan(n)}>{html.escape(c)}</{tag}>" for c, n in zip(cells, spans))
             out.append(f"<tr>{tds}</tr>")
         out.append("</table>")
@@ -60,21 +82,119 @@ def _pipe_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def with_header(cells: list[list[str]], spans: list[list[int]],
+                known: int = 1) -> tuple[list[list[str]], list[list[int]], int]:
+    """The rows with stacked heading lines joined, and how many rows are column headings.
+
+    The first `known` rows are headings whatever they hold (those above a rule under the header). Rows
+    above the first row that has a label in the stub column are headings when most rows below have one
+    (the stub's own heading is often left blank); a row with a cell spanning columns groups the headings
+    of the row below it; a row of words over columns of figures heads them. Heading rows over the same
+    columns are one heading set in two lines.
+    """
+    n = len(cells)
+    depth = max(1, min(known, n - 1))
+    labelled = [bool(row[0]) for row in cells]
+    first_label = labelled.index(True) if any(labelled) else n
+    if first_label <= MAX_HEADER_ROWS and first_label < n - 1 and sum(labelled) >= MIN_FILLED_ROWS * (n - first_label):
+        depth = max(depth, first_label)
+    while depth < min(n - 1, MAX_HEADER_ROWS) and (_groups(cells[depth - 1], spans[depth - 1], cells[depth], spans[depth])
+                                                   or _words_over_figures(cells, depth)):
+        depth += 1
+    head_cells, head_spans = [cells[0]], [spans[0]]
+    for row, row_spans in zip(cells[1:depth], spans[1:depth]):
+        if row_spans == head_spans[-1]:
+            head_cells[-1] = [" ".join(t for t in (a, b) if t) for a, b in zip(head_cells[-1], row)]
+        else:
+            head_cells.append(row)
+            head_spans.append(row_spans)
+    return head_cells + cells[depth:], head_spans + spans[depth:], len(head_cells)
+
+
+def _groups(cells: list[str], spans: list[int], below: list[str], below_spans: list[int]) -> bool:
+    """Whether a row heads groups of columns: a cell past the stub spans columns that the row below
+    fills with headings of their own."""
+    starts = [sum(spans[:i]) for i in range(len(spans))]
+    below_starts = [sum(below_spans[:i]) for i in range(len(below_spans))]
+    for i in range(1, len(cells)):
+        if spans[i] > 1 and cells[i]:
+            under = [t for t, at in zip(below, below_starts) if starts[i] <= at < starts[i] + spans[i] and t]
+            if len(under) >= 2:
+                return True
+    return False
+
+
+def _words_over_figures(cells: list[list[str]], r: int) -> bool:
+    """Whether row r holds only words past the stub while the rows below hold mostly figures there."""
+    words = [c for c in cells[r][1:] if c]
+    below = [c for row in cells[r + 1:] for c in row[1:] if c]
+    return (bool(words) and not any(_FIGURE.match(c) for c in words)
+            and sum(bool(_FIGURE.match(c)) for c in below) >= MIN_FILLED_ROWS * len(below))
+
+
 def find_tables(rows: list[Row]) -> list[Table]:
-    """Every run of rows that lines up in columns like a table does."""
+    """Every run of rows that lines up in columns like a table does.
+
+    Rows are changed in place where a currency sign stands apart from its amount (see join_signs)."""
     tables: list[Table] = []
     run: list[Row] = []
     for row in rows:
+        join_signs(row)
+        _join_marker(row)
         prose = any(line.text.count(" ") + 1 >= PROSE_LINE_WORDS for line in row.lines)
         several = len(row.lines) >= 2 and not prose
-        wrapped_cell = len(row.lines) == 1 and not prose and bool(run) and len(run[-1].lines) >= 2
-        if run and (not (several or wrapped_cell) or _far_below(run[-1], row)):
+        lone = len(row.lines) == 1 and not prose and bool(run) and _may_continue(run, row.lines[0])
+        if run and (not (several or lone) or _far_below(run[-1], row)):
             tables.extend(_table_from_run(run))
             run = []
-        if several or (wrapped_cell and run):
+        if several or (lone and run):
             run.append(row)
     tables.extend(_table_from_run(run))
     return tables
+
+
+def join_signs(row: Row) -> None:
+    """A currency sign set apart from the amount after it (a column of '$' in a statement) joins that amount."""
+    if len(row.lines) < 2 or not any(line.text in _CURRENCY for line in row.lines[:-1]):
+        return
+    out: list[Line] = []
+    for line in row.lines:
+        if out and out[-1].text in _CURRENCY and (line.text[:1].isdigit() or line.text[:1] in ("(", "-")):
+            sign = out.pop()
+            joined = make_line(sign.spans + line.spans)
+            joined.text = sign.text + line.text
+            out.append(joined)
+        else:
+            out.append(line)
+    row.lines[:] = out
+
+
+def _join_marker(row: Row) -> None:
+    """A list item's number or bullet set a tab away from its text is one line with it, not a column."""
+    if len(row.lines) != 2:
+        return
+    marker, text = row.lines
+    if (_MARKER.match(marker.text) and text.text[:1].isalpha()
+            and text.x0 - marker.x1 < MARKER_GAP * max(marker.height, text.height)):
+        joined = make_line(marker.spans + text.spans)
+        joined.text = marker.text + " " + text.text
+        row.lines[:] = [joined]
+
+
+def _may_continue(run: list[Row], line: Line) -> bool:
+    """A row of one fragment stays in a table: a wrapped cell under a full row, or a label in the stub
+    column (left of every other column) under a few rows of the table."""
+    if len(run[-1].lines) >= 2:
+        return True
+    last_full = next((row for row in reversed(run) if len(row.lines) >= 2), None)
+    if last_full is None:
+        return False
+    lone = 0
+    for row in reversed(run):
+        if len(row.lines) >= 2:
+            break
+        lone += 1
+    return lone < MAX_LABEL_ROWS and line.x1 < last_full.lines[1].x0 and line.x0 < last_full.lines[0].x1
 
 
 def _far_below(above: Row, below: Row) -> bool:
@@ -93,15 +213,17 @@ def _table_from_run(run: list[Row]) -> list[Table]:
     placed = _place_rows(run, slots)
     if sum(sum(bool(c) for c in cells) >= 2 for cells, _ in placed) < MIN_FILLED_ROWS * len(placed):
         return []
+    cells, spans, header_rows = with_header([c for c, _ in placed], [s for _, s in placed])
     lines = [line for row in run for line in row.lines]
     return [Table(
-        cells=[cells for cells, _ in placed],
-        spans=[spans for _, spans in placed],
+        cells=cells,
+        spans=spans,
         lines=lines,
         x0=min(line.x0 for line in lines),
         y0=min(line.y0 for line in lines),
         x1=max(line.x1 for line in lines),
         y1=max(line.y1 for line in lines),
+        header_rows=header_rows,
     )]
 
 
@@ -140,27 +262,44 @@ def _upper_quartile(values: list[float]) -> float:
 
 
 def _place_rows(run: list[Row], slots: list[tuple[float, float]]) -> list[tuple[list[str], list[int]]]:
-    """Rows as cells; a lone fragment under a filled row continues that row's cell (wrapped text)."""
+    """Rows as cells. A lone fragment under a filled cell continues it (wrapped text), except in the stub
+    column, where only a lower-case start continues a label; a label alone on its row whose words go on,
+    lower-case, in the stub of the row below (amounts set beside a label's last line) is joined to it."""
     placed: list[tuple[list[str], list[int]]] = []
     for row in run:
         cells, spans = _place(row, slots)
-        lone = [i for i, c in enumerate(cells) if c]
-        if placed and len(lone) == 1 and len(row.lines) == 1:
-            above = placed[-1][0]
-            if lone[0] < len(above) and above[lone[0]]:
-                above[lone[0]] += " " + cells[lone[0]]
+        filled = [i for i, c in enumerate(cells) if c]
+        above = placed[-1][0] if placed else []
+        if above and len(filled) == 1 and len(row.lines) == 1:
+            i = filled[0]
+            if i < len(above) and above[i] and (i > 0 or _continues_label(above[0], cells[0])):
+                above[i] += " " + cells[i]
                 continue
+        elif (above and len(filled) >= 2 and cells[0] and _continues_label(above[0], cells[0])
+              and not any(above[1:]) and not above[0].endswith(":")):
+            cells[0] = above[0] + " " + cells[0]
+            placed[-1] = (cells, spans)
+            continue
         placed.append((cells, spans))
     return placed
 
 
+def _continues_label(label: str, text: str) -> bool:
+    return bool(label) and (text[:1].islower() or label.endswith(("-", ",")))
+
+
 def _place(row: Row, slots: list[tuple[float, float]]) -> tuple[list[str], list[int]]:
-    """A row's cells over the slots: empty slots become empty cells, a wide fragment spans slots."""
+    """A row's cells over the slots: empty slots become empty cells, a wide fragment spans slots, and one
+    centred over the gap between two columns (a heading grouping them) spans both."""
     cells: list[str] = []
     spans: list[int] = []
     index = 0
     for line in row.lines:
         covered = [i for i, (a, b) in enumerate(slots) if min(b, line.x1) - max(a, line.x0) > 0]
+        middle = (line.x0 + line.x1) / 2
+        gap = next((i for i in range(len(slots) - 1) if slots[i][1] < middle < slots[i + 1][0]), None)
+        if gap is not None and len(row.lines) < len(slots):
+            covered = sorted({*covered, gap, gap + 1})
         if not covered:
             covered = [min(range(len(slots)), key=lambda i: abs(slots[i][0] - line.x0))]
         first, last = max(covered[0], index), max(covered[-1], index)

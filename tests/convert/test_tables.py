@@ -1,0 +1,163 @@
+"""Tables as readers see them, checked the way olmOCR-style `table` tests check them: a cell, its
+neighbours, and its column and row headings (../shared/tools/score.py's check_table)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from pdf2md.convert import ConvertOptions, convert_pdf
+from pdf2md.convert.text.tables import with_header
+from tests.convert.pdfgen import Page
+
+MakePdf = Callable[..., Path]
+SCORER = Path(__file__).resolve().parents[3] / "shared" / "tools" / "score.py"
+_WIDTHS = {**dict.fromkeys("0123456789$", 556), ",": 278, ".": 278, "(": 333, ")": 333, " ": 278, "-": 333}
+"""Helvetica advance widths (thousandths of an em) of the characters set right-aligned below."""
+
+
+@pytest.fixture(scope="module")
+def scorer() -> ModuleType:
+    if not SCORER.is_file():
+        pytest.skip(f"the shared scorer is absent ({SCORER}): table tests need its check_table")
+    spec = importlib.util.spec_from_file_location("shared_score", SCORER)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def text_md(path: Path) -> str:
+    return convert_pdf(path, ConvertOptions(backend="text")).markdown
+
+
+def width(text: str, size: float = 10) -> float:
+    return sum(_WIDTHS.get(ch, 556) for ch in text) * size / 1000
+
+
+def right(x: float, y: float, text: str, font: str = "F1") -> tuple:
+    """Text set flush right at x, as numbers in a table column are."""
+    return (x - width(text), y, text, font, 10)
+
+
+def centred(x: float, y: float, text: str) -> tuple:
+    return (x - width(text) / 2, y, text, "F1", 10)
+
+
+def assert_cell(scorer: ModuleType, md: str, cell: str, **relations: str) -> None:
+    ok, detail = scorer.check_table({"type": "table", "cell": cell, **relations}, md)
+    assert ok, f"{cell} {relations}: {detail}\n{md}"
+
+
+def results_table(rules: bool) -> Page:
+    """A paper's table: two benchmarks, each heading two columns of figures, a stub of model names."""
+    texts: list[tuple] = [(72, 720, "We compare the models on two benchmarks and report top-1 and top-5 accuracy in"),
+                          (72, 707, "the table below; the best result of each column is discussed in the text.")]
+    texts += [centred(265, 640, "CIFAR-10"), centred(425, 640, "ImageNet"), (80, 626, "Model", "F1", 10)]
+    columns = [230, 300, 390, 460]
+    texts += [right(x, 626, h) for x, h in zip(columns, ["Top-1", "Top-5", "Top-1", "Top-5"])]
+    rows = [("ResNet-50", "93.2", "99.1", "76.1", "92.9"), ("ViT-B/16", "98.1", "99.8", "81.8", "95.9"),
+            ("ConvNeXt-T", "96.4", "99.5", "82.1", "96.0"), ("Ours", "98.7", "99.9", "83.4", "96.6")]
+    y = 626
+    for row in rows:
+        y -= 14
+        texts.append((80, y, row[0], "F1", 10))
+        texts += [right(x, y, v) for x, v in zip(columns, row[1:])]
+    texts.append((72, y - 40, "The results show that our model is ahead on every benchmark in the comparison."))
+    lines = [(72, 655, 470, 655), (180, 637, 310, 637), (340, 637, 470, 637), (72, 622, 470, 622), (72, y - 5, 470, y - 5)]
+    return Page(texts=texts, lines=lines if rules else [])
+
+
+@pytest.mark.parametrize("rules", [False, True], ids=["unruled", "booktabs"])
+def test_grouped_column_headings_head_their_columns(make_pdf: MakePdf, scorer: ModuleType, rules: bool) -> None:
+    md = text_md(make_pdf(results_table(rules)))
+    assert_cell(scorer, md, "81.8", top_heading="Top-1", left_heading="ViT-B/16", up="76.1", right="95.9")
+    assert_cell(scorer, md, "81.8", top_heading="ImageNet")
+    assert_cell(scorer, md, "99.5", top_heading="CIFAR-10", left="96.4", down="99.9")
+    assert_cell(scorer, md, "Top-5", left="Top-1", down="92.9")
+    assert "comparison." in md.split("</table>")[-1]
+
+
+def balance_sheet() -> Page:
+    """A statement: stacked date headings over right-aligned amounts, section labels on rows of their own,
+    currency signs set apart, negatives in parentheses, and no rules at all."""
+    texts: list[tuple] = [(72, 740, "Consolidated Balance Sheets", "F2", 14), (72, 722, "(in millions of dollars)", "F1", 10)]
+    texts += [right(400, 700, "December 31,", "F2"), right(500, 700, "December 31,", "F2"),
+              right(400, 688, "2023", "F2"), right(500, 688, "2022", "F2")]
+    rows = [("Assets", ()), ("Current assets:", ()),
+            ("Cash and cash equivalents", ("$", "1,234", "$", "1,100")),
+            ("Accounts receivable, net", ("", "567", "", "432")),
+            ("Inventories", ("", "890", "", "(45)")),
+            ("Total current assets", ("", "2,691", "", "1,487")),
+            ("Total assets", ("$", "5,901", "$", "4,492")),
+            ("Liabilities", ()),
+            ("Accounts payable", ("$", "(312)", "$", "298")),
+            ("Net income (loss)", ("", "(1,045)", "", "876"))]
+    y = 688
+    for label, amounts in rows:
+        y -= 14
+        texts.append((72, y, label, "F1" if amounts else "F2", 10))
+        if amounts:
+            sign_a, a, sign_b, b = amounts
+            texts += [right(400, y, a), right(500, y, b)]
+            texts += [(330, y, sign, "F1", 10) for sign in (sign_a,) if sign]
+            texts += [(430, y, sign, "F1", 10) for sign in (sign_b,) if sign]
+    texts.append((72, y - 40, "The accompanying notes are an integral part of these consolidated financial statements."))
+    return Page(texts=texts)
+
+
+def test_statement_keeps_its_stub_headings_and_section_rows(make_pdf: MakePdf, scorer: ModuleType) -> None:
+    md = text_md(make_pdf(balance_sheet()))
+    assert_cell(scorer, md, "(45)", top_heading="December 31, 2022", left_heading="Inventories", up="432")
+    assert_cell(scorer, md, "890", left="Inventories", right="(45)", down="2,691")
+    assert_cell(scorer, md, "$1,234", left="Cash and cash equivalents", top_heading="December 31, 2023")
+    assert_cell(scorer, md, "Current assets:", up="Assets", down="Cash and cash equivalents")
+    assert_cell(scorer, md, "Accounts payable", up="Liabilities", right="$(312)")
+
+
+def test_heading_set_in_two_lines_is_one_heading(make_pdf: MakePdf, scorer: ModuleType) -> None:
+    texts: list[tuple] = [(80, 693, "Method", "F1", 10)]
+    for x, (top, bottom) in zip([250, 330, 410], [("Train", "time (h)"), ("Peak", "memory"), ("Test", "error (%)")]):
+        texts += [centred(x, 700, top), centred(x, 688, bottom)]
+    rows = [("Baseline", "12.5", "16.0", "4.31"), ("Pruned", "8.25", "9.5", "4.52"), ("Distilled", "6.0", "7.75", "4.48")]
+    for i, row in enumerate(rows):
+        texts.append((80, 669 - 14 * i, row[0], "F1", 10))
+        texts += [centred(x, 669 - 14 * i, v) for x, v in zip([250, 330, 410], row[1:])]
+    md = text_md(make_pdf(Page(texts=texts)))
+    assert_cell(scorer, md, "9.5", top_heading="Peak memory", left_heading="Pruned", right="4.52")
+    assert_cell(scorer, md, "Test error (%)", left="Peak memory", down="4.31")
+
+
+def test_numbered_steps_beside_their_text_are_a_list_not_a_table(make_pdf: MakePdf) -> None:
+    steps = [("1.", "Open the valve slowly."), ("2.", "Wait for the pressure to settle."), ("3.", "Close the valve.")]
+    texts = [item for i, (n, s) in enumerate(steps) for item in ((72, 600 - 14 * i, n), (100, 600 - 14 * i, s))]
+    md = text_md(make_pdf(Page(texts=texts)))
+    assert md == "1. Open the valve slowly.\n\n2. Wait for the pressure to settle.\n\n3. Close the valve.\n"
+
+
+def test_two_columns_of_prose_are_not_a_table(make_pdf: MakePdf) -> None:
+    left = ["The committee met in the spring to review", "the proposal and agreed that the budget",
+            "should be reviewed again before the end", "of the year, with a report to follow."]
+    right_column = ["Members raised several concerns about", "the timing of the work and the cost of",
+                    "the new building, which had grown since", "the last estimate was made."]
+    texts = [item for i, (a, b) in enumerate(zip(left, right_column)) for item in ((72, 700 - 13 * i, a), (320, 700 - 13 * i, b))]
+    md = text_md(make_pdf(Page(texts=texts)))
+    assert "|" not in md and "<table>" not in md
+    assert "review the proposal" in md and "about the timing" in md
+
+
+def test_header_depth_from_the_stub_and_from_grouping_headings() -> None:
+    cells = [["", "2023", "2022"], ["", "Revenue", "Revenue"], ["Europe", "10", "9"], ["Asia", "7", "6"]]
+    joined, spans, depth = with_header(cells, [[1, 1, 1]] * 4)
+    assert depth == 1 and joined[0] == ["", "2023 Revenue", "2022 Revenue"] and len(joined) == 3
+    grouped = [["", "Sales"], ["Region", "Q1", "Q2"], ["Europe", "10", "9"], ["Asia", "7", "6"]]
+    _, _, depth = with_header(grouped, [[1, 2], [1, 1, 1], [1, 1, 1], [1, 1, 1]])
+    assert depth == 2
+    plain = [["Region", "Q1"], ["Europe", "10"], ["Asia", "7"]]
+    assert with_header(plain, [[1, 1]] * 3)[2] == 1
