@@ -37,19 +37,31 @@ class DolphinModel:
     """
 
     def __init__(self, model_dir: Path, device: str | None = None, dtype: torch.dtype | None = None, profile: Profile | None = None) -> None:
-        self.profile = profile or profile_for(model_dir)
-        self.device = pick_device(device)
-        self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
-        self.processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
-        self.tokenizer = self.processor.tokenizer
-        model = VisionEncoderDecoderModel.from_pretrained(
-            model_dir, local_files_only=True, dtype=self.dtype, attn_implementation=ATTENTION
-        )
-        self.model = model.to(self.device).eval()
+        profile = profile or profile_for(model_dir)
+        target = pick_device(device)
+        dtype = dtype or (torch.float16 if target.type == "cuda" else torch.float32)
+        processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
+        model = VisionEncoderDecoderModel.from_pretrained(model_dir, local_files_only=True, dtype=dtype, attn_implementation=ATTENTION)
+        self._attach(model, processor, profile, target, dtype)
+        log.info("Dolphin %s loaded from %s on %s (%s)", profile.name, model_dir, target, dtype)
+
+    @classmethod
+    def from_parts(cls, model: VisionEncoderDecoderModel, processor: Any, profile: Profile, device: str | None = None) -> DolphinModel:
+        """An engine on a model built in memory (the GPU benchmark's published shapes, random weights): no files read."""
+        engine = cls.__new__(cls)
+        engine._attach(model, processor, profile, pick_device(device), next(model.parameters()).dtype)
+        return engine
+
+    def _attach(self, model: VisionEncoderDecoderModel, processor: Any, profile: Profile, device: torch.device, dtype: torch.dtype) -> None:
+        self.profile = profile
+        self.device = device
+        self.dtype = dtype
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.model = model.to(device).eval()
         self._banned = [[self.tokenizer.unk_token_id], self.tokenizer.convert_tokens_to_ids([ANSWER_TOKEN])]
         positions = getattr(self.model.config.decoder, "max_position_embeddings", MAX_LENGTH)
         self.max_length = min(MAX_LENGTH, positions)
-        log.info("Dolphin %s loaded from %s on %s (%s)", self.profile.name, model_dir, self.device, self.dtype)
 
     def frame(self, page: Image.Image) -> tuple[Image.Image, PageGeometry]:
         return pad_to_square(page)

@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image, ImageOps
@@ -40,25 +41,42 @@ class DolphinV2Model:
     """
 
     def __init__(self, model_dir: Path, device: str | None = None, dtype: torch.dtype | None = None, profile: Profile = PROFILES["v2"]) -> None:
-        self.profile = profile
-        self.device = pick_device(device)
-        self.dtype = dtype or _dtype_for(self.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        self.tokenizer.padding_side = "left"
-        self.template = self.tokenizer.chat_template or _template_file(model_dir)
-        if not self.template:
+        target = pick_device(device)
+        dtype = dtype or _dtype_for(target)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        template = tokenizer.chat_template or _template_file(model_dir)
+        if not template:
             raise BackendUnavailable(f"Dolphin v2 model dir {model_dir} has no chat template")
-        self.images = AutoImageProcessor.from_pretrained(model_dir, local_files_only=True)
-        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-            model_dir, local_files_only=True, dtype=self.dtype, attn_implementation="sdpa"
-        )
-        self.model = model.to(self.device).eval()
+        images = AutoImageProcessor.from_pretrained(model_dir, local_files_only=True)
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, local_files_only=True, dtype=dtype, attn_implementation="sdpa")
+        self._attach(model, tokenizer, template, images, profile, target, dtype)
+        log.info("Dolphin v2 loaded from %s on %s (%s)", model_dir, target, dtype)
+
+    @classmethod
+    def from_parts(
+        cls, model: Qwen2_5_VLForConditionalGeneration, tokenizer: Any, template: str, images: Any, device: str | None = None
+    ) -> DolphinV2Model:
+        """An engine on a model built in memory (the GPU benchmark's published shapes, random weights): no files read."""
+        engine = cls.__new__(cls)
+        engine._attach(model, tokenizer, template, images, PROFILES["v2"], pick_device(device), next(model.parameters()).dtype)
+        return engine
+
+    def _attach(
+        self, model: Any, tokenizer: Any, template: str, images: Any, profile: Profile, device: torch.device, dtype: torch.dtype
+    ) -> None:
+        self.profile = profile
+        self.device = device
+        self.dtype = dtype
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "left"
+        self.template = template
+        self.images = images
+        self.model = model.to(device).eval()
         self.image_token = self.tokenizer.convert_ids_to_tokens(self.model.config.image_token_id)
         self.merge = self.images.merge_size
         size = self.images.size
         self.pixels = (size["shortest_edge"], size["longest_edge"])
         self.positions = self.model.config.get_text_config().max_position_embeddings
-        log.info("Dolphin v2 loaded from %s on %s (%s)", model_dir, self.device, self.dtype)
 
     def frame(self, page: Image.Image) -> tuple[Image.Image, PageGeometry]:
         """The page as the model sees it, and the grid the processor resizes it to (the layout's coordinates)."""

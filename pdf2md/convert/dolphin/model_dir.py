@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pdf2md import s3 as s3io
 from pdf2md.contracts import ENV_MODEL_DIR, ENV_MODEL_URI, S3Uri, safe_rel
 from pdf2md.convert.backends import BackendUnavailable
 
@@ -84,6 +83,8 @@ def sync_model(uri: str, model_dir: Path, s3_client: Any = None) -> int:
 
     Files already there with the same size are kept, so a restarted or second container syncs nothing.
     """
+    from pdf2md import s3 as s3io  # boto3 only where a model is synced: the GPU benchmark machine has none
+
     source = S3Uri.parse(uri)
     model_dir.mkdir(parents=True, exist_ok=True)
     with open(model_dir / SYNC_LOCK, "w") as lock:
@@ -97,6 +98,8 @@ def sync_model(uri: str, model_dir: Path, s3_client: Any = None) -> int:
 
 
 def _download_missing(s3: Any, source: S3Uri, model_dir: Path) -> int:
+    from pdf2md import s3 as s3io
+
     folder = S3Uri(source.bucket, source.dir_prefix)
     objects = [o for o in s3io.iter_objects(s3, folder) if not o.key.endswith("/")]
     if not objects:

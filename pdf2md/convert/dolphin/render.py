@@ -18,6 +18,10 @@ PAD_COLOUR = (0, 0, 0)
 RENDER_LONG_SIDE = MODEL_SQUARE
 """Both Dolphin generations are fed pages rendered with the long side at 896 px, as upstream renders them."""
 
+PDFIUM_LOCK = threading.RLock()
+"""pdfium is not thread-safe, even across documents: every render here holds this lock, and any other code of
+the GPU process that touches pdfium while a scheduler renders (a worker opening the next PDF) should hold it too."""
+
 Frame = Callable[[Image.Image], tuple[Image.Image, PageGeometry]]
 """A page as rendered -> the image the model sees and where the page lies in it (each model has its own)."""
 
@@ -41,12 +45,13 @@ def pad_to_square(page: Image.Image) -> tuple[Image.Image, PageGeometry]:
 def render_page(doc: pdfium.PdfDocument, index: int, frame: Frame, long_side: int = RENDER_LONG_SIDE) -> RenderedPage:
     """Render with the long side at `long_side` pixels, then frame it for the model."""
     started = time.perf_counter()
-    page = doc[index]
-    try:
-        width, height = page.get_size()
-        image = page.render(scale=long_side / max(width, height, 1)).to_pil().convert("RGB")
-    finally:
-        page.close()
+    with PDFIUM_LOCK:
+        page = doc[index]
+        try:
+            width, height = page.get_size()
+            image = page.render(scale=long_side / max(width, height, 1)).to_pil().convert("RGB")
+        finally:
+            page.close()
     framed, geometry = frame(image)
     return RenderedPage(index, framed, geometry, time.perf_counter() - started)
 

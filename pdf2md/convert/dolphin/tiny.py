@@ -57,9 +57,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0, max_positions: int = 64, gene
     )
 
     torch.manual_seed(seed)
-    tokenizer = _build_tokenizer()
-    if generation == "1.5":
-        tokenizer.add_tokens(list(LAYOUT_1_5_TOKENS))
+    tokenizer = dolphin_tokenizer(generation)
     encoder = DonutSwinConfig(
         image_size=IMAGE_SIZE, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=7
     )
@@ -97,15 +95,12 @@ def build_tiny_model(out_dir: Path, seed: int = 0, max_positions: int = 64, gene
 def build_tiny_v2_model(out_dir: Path, seed: int = 0, max_positions: int = 256) -> Path:
     """Save a tiny Qwen2_5_VLForConditionalGeneration, a tokenizer with Qwen's chat template, and its image processor."""
     import torch
-    from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     torch.manual_seed(seed)
-    bpe = _train_bpe(_QWEN_SPECIALS, unk=None)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=QWEN_TEMPLATE
-    )
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in _QWEN_SPECIALS}
+    tokenizer = qwen_tokenizer()
+    ids = qwen_token_ids(tokenizer)
     specials = {"bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]}
     text = {
         "vocab_size": len(tokenizer),
@@ -147,15 +142,30 @@ def build_tiny_v2_model(out_dir: Path, seed: int = 0, max_positions: int = 256) 
     return out_dir
 
 
-def _build_tokenizer() -> PreTrainedTokenizerFast:
-    """A byte-level BPE trained on a few lines, wrapped like Dolphin's (with the answer token)."""
+def dolphin_tokenizer(generation: str = "1.0") -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on a few lines, wrapped like Dolphin's (with the answer token; 1.5's separators on 1.5)."""
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=_train_bpe(_SPECIALS, unk="<unk>"), bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
     )
     tokenizer.add_special_tokens({"additional_special_tokens": [ANSWER_TOKEN]})
+    if generation == "1.5":
+        tokenizer.add_tokens(list(LAYOUT_1_5_TOKENS))
     return tokenizer
+
+
+def qwen_tokenizer() -> PreTrainedTokenizerFast:
+    """A byte-level BPE with Qwen's special tokens and chat template."""
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = _train_bpe(_QWEN_SPECIALS, unk=None)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=QWEN_TEMPLATE)
+
+
+def qwen_token_ids(tokenizer: PreTrainedTokenizerFast) -> dict[str, int]:
+    """Qwen's special tokens -> their ids in this tokenizer (a model config must name the same ids)."""
+    return {token: tokenizer.convert_tokens_to_ids(token) for token in _QWEN_SPECIALS}
 
 
 def _train_bpe(specials: list[str], unk: str | None) -> Tokenizer:
