@@ -2,18 +2,29 @@
 
 RapidOCR returns text lines with boxes; they go through the same layout as the text layer (rows,
 tables, reading order, paragraphs, headings by size), so OCR pages read like text-layer pages.
+
+Two things are set up differently from RapidOCR's defaults:
+- Word spaces. Its recogniser (PP-OCRv4, trained mostly on Chinese) rarely lets the space class win a
+  CTC column: between English words the blank wins and "they have no respect" reads "theyhavenorespect",
+  worst on scans. Where the space class is the likeliest character after the blank in the columns
+  between two characters, a space is decoded (`SpacedCtcDecoder`).
+- Render size. Pages are rendered at `RENDER_DPI` within a pixel budget, so a poster-size page is
+  rendered at a lower DPI instead of as a multi-gigabyte bitmap.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import time
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pypdfium2 as pdfium
+from PIL import Image
 
 from pdf2md.convert.backends import BackendUnavailable, PageOutput
 from pdf2md.convert.text.layout import Line, build_rows
@@ -24,9 +35,18 @@ from pdf2md.convert.textlayer import ordered_items
 log = logging.getLogger(__name__)
 
 RENDER_DPI = 200
+MAX_RENDER_PIXELS = 8_000_000
+"""An A3 page at 200 DPI; larger pages are rendered at a lower DPI (the OCR's memory grows with pixels:
+about 0.9 GB peak for a letter page at 200 DPI, 1.5 GB at this budget)."""
+ENGINE_MAX_SIDE = 4000
+"""RapidOCR shrinks images whose long side exceeds this (its default, 2000, would shrink a letter page
+at 200 DPI and undo the budget); the pixel budget is what bounds the render."""
 SIZE_TOLERANCE = 0.3
 MIN_SCORE = 0.5
 """Recognitions RapidOCR itself is less sure of than this are noise (specks, rules, pictures)."""
+MIN_SPACE_PROB = 0.005
+"""A space decoded from a blank column needs at least this probability (and to beat every other character)."""
+_CTC_BLANK = 0
 
 
 class OcrBackend:
@@ -37,22 +57,96 @@ class OcrBackend:
             from rapidocr_onnxruntime import RapidOCR
         except ImportError as exc:
             raise BackendUnavailable("the OCR backend needs rapidocr-onnxruntime (pip install 'pdf2md[ocr]')") from exc
-        self._engine = RapidOCR()
+        self._engine = RapidOCR(max_side_len=ENGINE_MAX_SIDE)
+        install_spaced_decoder(self._engine)
 
     def convert_pages(self, doc: pdfium.PdfDocument, pages: Sequence[int]) -> dict[int, PageOutput]:
         return {i: self._page(doc, i) for i in pages}
 
     def _page(self, doc: pdfium.PdfDocument, index: int) -> PageOutput:
         started = time.perf_counter()
-        page = doc[index]
-        try:
-            image = page.render(scale=RENDER_DPI / 72).to_pil().convert("RGB")
-        finally:
-            page.close()
+        image = render_for_ocr(doc, index)
         result, _ = self._engine(np.asarray(image))
         spans = spans_from_ocr(result or [], image.height)
-        log.debug("page %d: %d OCR lines", index + 1, len(spans))
+        log.debug("page %d: %d OCR lines from a %dx%d render", index + 1, len(spans), *image.size)
         return PageOutput(ocr_markdown(spans), time.perf_counter() - started)
+
+
+def render_scale(width: float, height: float, dpi: float = RENDER_DPI, max_pixels: int = MAX_RENDER_PIXELS) -> float:
+    """Pixels per point for a page of `width` x `height` points: `dpi`, or less where that passes the budget.
+
+    The budget holds for the rendered size rounded up, (w*s + 1) * (h*s + 1) <= max_pixels, solved for s.
+    """
+    w, h = max(width, 1.0), max(height, 1.0)
+    fit = (math.sqrt((w + h) ** 2 + 4 * w * h * (max_pixels - 1)) - (w + h)) / (2 * w * h)
+    return min(dpi / 72, fit)
+
+
+def render_for_ocr(doc: pdfium.PdfDocument, index: int, max_pixels: int = MAX_RENDER_PIXELS) -> Image.Image:
+    """The page as an RGB image at `RENDER_DPI`, or at the DPI that keeps it within `max_pixels` (aspect kept)."""
+    page = doc[index]
+    try:
+        scale = render_scale(*page.get_size(), max_pixels=max_pixels)
+        if scale < RENDER_DPI / 72:
+            log.info("page %d: rendered at %.0f DPI to stay within %d pixels", index + 1, scale * 72, max_pixels)
+        return page.render(scale=scale).to_pil().convert("RGB")
+    finally:
+        page.close()
+
+
+class SpacedCtcDecoder:
+    """RapidOCR's CTC decoding, plus the word spaces its recogniser sees but lets the blank outvote.
+
+    Takes the place of `TextRecognizer.postprocess_op` (rapidocr-onnxruntime 1.4.x): called with the
+    recogniser's class probabilities (batch, columns, classes) and returning [(text, score)].
+    """
+
+    def __init__(self, stock: Any) -> None:
+        self._stock = stock
+        self._characters: list[str] = list(stock.character)
+        self._space = self._characters.index(" ")
+
+    def __call__(self, preds: np.ndarray, return_word_box: bool = False, **kwargs: Any) -> list[Any]:
+        decoded = self._stock(preds, return_word_box, **kwargs)
+        if return_word_box:
+            return decoded  # RapidOCR's word boxes index its own text: leave that text alone
+        return [(self.decode_row(probs), score) for probs, (_text, score) in zip(preds, decoded)]
+
+    def decode_row(self, probs: np.ndarray) -> str:
+        """Greedy CTC (repeats merged, blanks dropped), with a space where the columns between two
+        characters favour the space over every other character."""
+        best = probs.argmax(axis=1)
+        emitted = np.flatnonzero((best != _CTC_BLANK) & np.r_[True, best[1:] != best[:-1]])
+        out: list[str] = []
+        previous = -1
+        for column in emitted:
+            char = self._characters[best[column]]
+            if out and out[-1] != " " and char != " " and self._space_between(probs[previous + 1:column], out[-1], char):
+                out.append(" ")
+            out.append(char)
+            previous = column
+        return "".join(out)
+
+    def _space_between(self, gap: np.ndarray, left: str, right: str) -> bool:
+        if not len(gap) or _is_wide(left) or _is_wide(right):
+            return False  # no column between them, or CJK text, which is written without spaces
+        characters = gap[:, _CTC_BLANK + 1:]
+        runner_up = characters.argmax(axis=1) + _CTC_BLANK + 1
+        return bool(np.any((runner_up == self._space) & (gap[:, self._space] >= MIN_SPACE_PROB)))
+
+
+def _is_wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in ("W", "F")
+
+
+def install_spaced_decoder(engine: Any) -> None:
+    """Put `SpacedCtcDecoder` in the engine's recogniser; another RapidOCR layout keeps its own (with a warning)."""
+    recogniser = getattr(engine, "text_rec", None)
+    stock = getattr(recogniser, "postprocess_op", None)
+    if stock is None or " " not in getattr(stock, "character", ()):
+        log.warning("this RapidOCR has no CTC decoder with a space class where 1.4.x has one: word spaces may be lost")
+        return
+    recogniser.postprocess_op = SpacedCtcDecoder(stock)
 
 
 def spans_from_ocr(result: Sequence[Any], image_height: int) -> list[Span]:
@@ -64,7 +158,7 @@ def spans_from_ocr(result: Sequence[Any], image_height: int) -> list[Span]:
         xs = [float(p[0]) for p in quad]
         ys = [float(p[1]) for p in quad]
         y0, y1 = image_height - max(ys), image_height - min(ys)
-        spans.append(Span(text.strip(), min(xs), y0, max(xs), y1, y1 - y0, False, False, False, 0, True))
+        spans.append(Span(" ".join(text.split()), min(xs), y0, max(xs), y1, y1 - y0, False, False, False, 0, True))
     _even_out_sizes(spans)
     return spans
 

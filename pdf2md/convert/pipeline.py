@@ -1,12 +1,14 @@
 """Per-page routing: the text layer where it is usable, a model backend where it is not.
 
-A text layer is not usable when it is missing or nearly empty on a page that shows an image (a scan),
-when most of it is invisible (render mode 3: a scanner's OCR layer, often poor), or when many of its
-characters are unmapped glyphs (U+FFFD, private-use or control codes).
+A text layer is not usable when it is missing or nearly empty on a page that still draws something to
+read: an image (a scan), glyphs that extract as unmapped codes (Type 3 or other fonts without a character
+map), or text drawn as vector outlines; when most of it is invisible (render mode 3: a scanner's OCR
+layer, often poor); or when many of its characters are unmapped glyphs (U+FFFD, private-use or control codes).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import time
 from collections.abc import Callable
@@ -26,7 +28,14 @@ from pdf2md.convert.errors import ConversionError
 log = logging.getLogger(__name__)
 
 MIN_USABLE_CHARS = 20
-"""Fewer letters and digits than this on a page with an image: the page is a picture of text."""
+"""Fewer letters and digits than this on a page that draws more (an image, glyphs, outlines): the text is
+on the page only as pictures or shapes."""
+MIN_UNMAPPED_GLYPHS = 10
+"""This many glyphs without a character (control, private-use, U+FFFD) on a near-empty page: text that
+renders but does not extract, as Type 3 fonts named /g1, /g2... do."""
+MIN_OUTLINE_SEGMENTS = 200
+"""At least this many path segments on a near-empty page: its text is likely drawn as outlines (a glyph
+takes about 10 to 40 segments; table rules and frames take a few)."""
 MAX_UNREADABLE_SHARE = 0.1
 """A document with more pages pdfium cannot load than this fails as corrupt; fewer come out empty."""
 MAX_INVISIBLE_SHARE = 0.5
@@ -110,16 +119,22 @@ def _route(backend: str, doc: pdfium.PdfDocument, index: int, stats: textlayer.L
         return "text", "backend=text"
     if backend in ("ocr", "dolphin") or stats is None:
         return "model", f"backend={backend}"
-    usable, reason = judge_text_layer(stats, lambda: _has_image(doc, index))
+    usable, reason = judge_text_layer(stats, lambda: drawn_content(doc, index))
     return ("text", reason) if usable else ("model", reason)
 
 
-def judge_text_layer(stats: textlayer.LayerStats, has_image: Callable[[], bool]) -> tuple[bool, str]:
-    """Whether a page's text layer is worth using, and why (`has_image` is only asked for near-empty pages)."""
+def judge_text_layer(stats: textlayer.LayerStats, drawn: Callable[[], str | None]) -> tuple[bool, str]:
+    """Whether a page's text layer is worth using, and why.
+
+    `drawn` says what else the page draws that may hold text (None: nothing); it is only asked for
+    near-empty layers, where it decides between an empty page and text that is on it only as pixels or shapes.
+    """
     if stats.alnum < MIN_USABLE_CHARS:
-        if has_image():
-            return False, f"text layer has {stats.alnum} letters or digits (< {MIN_USABLE_CHARS}) on a page with an image"
-        return True, f"text layer has {stats.alnum} letters or digits and the page has no image"
+        unmapped = f"{stats.bad} glyphs without characters" if stats.bad >= MIN_UNMAPPED_GLYPHS else None
+        seen = unmapped or drawn()
+        if seen:
+            return False, f"text layer has {stats.alnum} letters or digits (< {MIN_USABLE_CHARS}) on a page with {seen}"
+        return True, f"text layer has {stats.alnum} letters or digits and the page draws no image or outlines"
     if stats.invisible > MAX_INVISIBLE_SHARE * stats.chars:
         return False, f"{stats.invisible} of {stats.chars} characters are invisible (render mode 3): an OCR layer"
     if stats.bad > MAX_BAD_SHARE * stats.chars:
@@ -129,15 +144,30 @@ def judge_text_layer(stats: textlayer.LayerStats, has_image: Callable[[], bool])
     return True, f"text layer with {stats.alnum} letters or digits"
 
 
-def _has_image(doc: pdfium.PdfDocument, index: int) -> bool:
-    """Whether the page draws any image or form (which may hold one): what a scan looks like."""
+def drawn_content(doc: pdfium.PdfDocument, index: int) -> str | None:
+    """What the page draws that may hold text besides its text layer: an image or form (which may hold one),
+    or enough vector path segments to be text converted to outlines; None for neither."""
     page = doc[index]
     try:
-        kinds = {pdfium_raw.FPDFPageObj_GetType(pdfium_raw.FPDFPage_GetObject(page.raw, i))
-                 for i in range(pdfium_raw.FPDFPage_CountObjects(page.raw))}
+        segments = 0
+        for i in range(pdfium_raw.FPDFPage_CountObjects(page.raw)):
+            obj = pdfium_raw.FPDFPage_GetObject(page.raw, i)
+            kind = pdfium_raw.FPDFPageObj_GetType(obj)
+            if kind in (pdfium_raw.FPDF_PAGEOBJ_IMAGE, pdfium_raw.FPDF_PAGEOBJ_FORM):
+                return "an image" if kind == pdfium_raw.FPDF_PAGEOBJ_IMAGE else "a form XObject (which may hold an image)"
+            if kind == pdfium_raw.FPDF_PAGEOBJ_PATH and _visible(obj):
+                segments += max(0, pdfium_raw.FPDFPath_CountSegments(obj))
     finally:
         page.close()
-    return bool(kinds & {pdfium_raw.FPDF_PAGEOBJ_IMAGE, pdfium_raw.FPDF_PAGEOBJ_FORM})
+    return f"vector outlines ({segments} path segments)" if segments >= MIN_OUTLINE_SEGMENTS else None
+
+
+def _visible(path: pdfium_raw.FPDF_PAGEOBJECT) -> bool:
+    """Whether a path is filled or stroked (clipping-only paths draw nothing)."""
+    fill, stroke = ctypes.c_int(), ctypes.c_int()
+    if not pdfium_raw.FPDFPath_GetDrawMode(path, ctypes.byref(fill), ctypes.byref(stroke)):
+        return True
+    return bool(fill.value or stroke.value)
 
 
 def model_backend_for(backend: str) -> str:

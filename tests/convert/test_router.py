@@ -76,17 +76,20 @@ def test_backend_ocr_sends_every_page(make_pdf: MakePdf, model: FakeModel) -> No
 
 
 @pytest.mark.parametrize(
-    ("stats", "has_image", "usable", "why"),
+    ("stats", "drawn", "usable", "why"),
     [
-        (LayerStats(chars=500, alnum=450, invisible=0, bad=0), False, True, "letters or digits"),
-        (LayerStats(chars=5, alnum=5, invisible=0, bad=0), True, False, "with an image"),
-        (LayerStats(chars=500, alnum=450, invisible=400, bad=0), False, False, "invisible"),
-        (LayerStats(chars=500, alnum=300, invisible=0, bad=150), False, False, "unmapped"),
-        (LayerStats(chars=500, alnum=100, invisible=0, bad=0), False, False, "garbled"),
+        (LayerStats(chars=500, alnum=450, invisible=0, bad=0), None, True, "letters or digits"),
+        (LayerStats(chars=5, alnum=5, invisible=0, bad=0), "an image", False, "with an image"),
+        (LayerStats(chars=5, alnum=5, invisible=0, bad=0), "vector outlines (900 path segments)", False, "outlines"),
+        (LayerStats(chars=5, alnum=5, invisible=0, bad=0), None, True, "no image"),
+        (LayerStats(chars=40, alnum=0, invisible=0, bad=30), None, False, "30 glyphs without characters"),
+        (LayerStats(chars=500, alnum=450, invisible=400, bad=0), None, False, "invisible"),
+        (LayerStats(chars=500, alnum=300, invisible=0, bad=150), None, False, "unmapped"),
+        (LayerStats(chars=500, alnum=100, invisible=0, bad=0), None, False, "garbled"),
     ],
 )
-def test_judge_text_layer(stats: LayerStats, has_image: bool, usable: bool, why: str) -> None:
-    ok, reason = pipeline.judge_text_layer(stats, lambda: has_image)
+def test_judge_text_layer(stats: LayerStats, drawn: str | None, usable: bool, why: str) -> None:
+    ok, reason = pipeline.judge_text_layer(stats, lambda: drawn)
     assert ok is usable
     assert why in reason
 
