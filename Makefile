@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # checkov lives in its own venv: its pins would downgrade boto3/botocore under Airflow's provider.
 CHECKOV := .venv-checkov/bin/checkov
 
-.PHONY: demo test bench bench-gpu install clean lock
+.PHONY: demo airflow test bench bench-gpu install clean lock
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python -m pdf2md.demo
 
+# The real Airflow UI (airflow standalone) on the local AWS with the sample PDFs uploaded; Ctrl-C stops it all.
+airflow: $(STAMP)
+	$(BIN)/python -m pdf2md.local_airflow
+
 test: $(STAMP) $(CHECKOV)
 	$(BIN)/ruff check .
 	CHECKOV_BIN=$(CHECKOV) $(BIN)/python -m pytest -q
@@ -43,6 +47,7 @@ bench: $(STAMP)
 bench-gpu: $(STAMP)
 	$(BIN)/python bench/dolphin_gpu.py --tiny 1.x
 	$(BIN)/python bench/dolphin_gpu.py --tiny v2
+	$(BIN)/python bench/dolphin_gpu.py --real-size all
 	$(BIN)/python bench/dolphin_host.py
 
 # Refresh the pins after changing dependencies in pyproject.toml.

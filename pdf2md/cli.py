@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--memory-mb", type=int, default=DEFAULT_PDF_MEMORY_MB, help="memory allowed per PDF")
     conv.add_argument("--max-pages", type=int, default=DEFAULT_MAX_PAGES, help="PDFs with more pages fail")
     conv.add_argument("--page-markers", action="store_true", help="put <!-- page N --> before each page")
+    conv.add_argument("--skip-existing", action="store_true",
+                      help="skip PDFs whose Markdown in OUTDIR is newer than the PDF (as the Batch worker does)")
     conv.set_defaults(func=_cmd_convert)
 
     worker = sub.add_parser("worker", help="the AWS Batch array-job entrypoint (configured by PDF2MD_* variables)")
@@ -91,8 +93,16 @@ class Job:
 
     source: str
     rel_md: str
+    mtime: float
     local: Path | None = None
     s3: S3Uri | None = None
+
+    def up_to_date(self, target: Path) -> bool:
+        """The Markdown exists and is newer than the PDF: converting again would change nothing."""
+        try:
+            return target.stat().st_mtime >= self.mtime
+        except FileNotFoundError:
+            return False
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -104,8 +114,13 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     if not jobs:
         raise UsageError("no PDFs found in the given paths")
     options = ConvertOptions(backend=args.backend, passwords=tuple(args.password), max_pages=args.max_pages, page_markers=args.page_markers)
-    report: dict[str, Any] = {"converted": [], "failed": []}
+    report: dict[str, Any] = {"converted": [], "skipped": [], "failed": []}
+    if args.skip_existing:
+        report["skipped"] = [{"source": j.source, "output": str(outdir / j.rel_md)} for j in jobs if j.up_to_date(outdir / j.rel_md)]
+        done = {s["source"] for s in report["skipped"]}
+        jobs = [j for j in jobs if j.source not in done]
     s3 = _s3_client() if any(j.s3 for j in jobs) else None
+    mode = 0o666 & ~_umask()
     with tempfile.TemporaryDirectory(prefix="pdf2md-") as tmp, IsolatedConverter(options, args.timeout, args.memory_mb) as converter:
         for job in _progress(jobs):
             target = outdir / job.rel_md
@@ -116,18 +131,19 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                 log.warning("%s: %s", job.source, exc)
                 report["failed"].append({"source": job.source, "error_class": exc.error_class, "message": exc.message})
                 continue
-            _write_atomically(target, result.markdown)
+            _write_atomically(target, result.markdown, mode)
             report["converted"].append({
                 "source": job.source, "output": str(target), "pages": result.pages,
                 "backend": result.backend, "seconds": round(result.seconds, 3),
                 "routes": [r.to_dict() for r in result.routes],
             })
-    report["summary"] = {"converted": len(report["converted"]), "failed": len(report["failed"]),
-                         "pages": sum(c["pages"] for c in report["converted"])}
+    report["summary"] = {"converted": len(report["converted"]), "skipped": len(report["skipped"]),
+                         "failed": len(report["failed"]), "pages": sum(c["pages"] for c in report["converted"])}
     if args.report:
-        _write_atomically(args.report, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        _write_atomically(args.report, json.dumps(report, indent=2, ensure_ascii=False) + "\n", mode)
     s = report["summary"]
-    log.info("%d converted (%d pages), %d failed; Markdown in %s", s["converted"], s["pages"], s["failed"], outdir)
+    log.info("%d converted (%d pages), %d up to date, %d failed; Markdown in %s", s["converted"], s["pages"], s["skipped"],
+             s["failed"], outdir)
     return EXIT_SOME_FAILED if report["failed"] else EXIT_OK
 
 
@@ -150,11 +166,11 @@ def _collect(paths: Sequence[str]) -> Iterator[Job]:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".pdf")
             for pdf in found:
-                yield Job(str(pdf), markdown_rel(safe_rel(pdf.relative_to(path).as_posix())), local=pdf)
+                yield Job(str(pdf), markdown_rel(safe_rel(pdf.relative_to(path).as_posix())), pdf.stat().st_mtime, local=pdf)
         elif path.is_file():
             if path.suffix.lower() != ".pdf" and not _has_pdf_header(path):
                 raise UsageError(f"not a PDF: {raw}")
-            yield Job(str(path), markdown_rel(safe_rel(path.name)), local=path)
+            yield Job(str(path), markdown_rel(safe_rel(path.name)), path.stat().st_mtime, local=path)
         else:
             raise UsageError(f"no such file or folder: {raw}")
 
@@ -184,7 +200,7 @@ def _collect_s3(raw: str) -> Iterator[Job]:
         raise UsageError(f"no PDFs under {raw}")
     for obj in objects:
         rel = relative_key(obj.key, uri.prefix) if obj.key != uri.prefix else safe_rel(obj.key.rsplit("/", 1)[-1])
-        yield Job(f"s3://{uri.bucket}/{obj.key}", markdown_rel(rel), s3=S3Uri(uri.bucket, obj.key))
+        yield Job(f"s3://{uri.bucket}/{obj.key}", markdown_rel(rel), obj.mtime, s3=S3Uri(uri.bucket, obj.key))
 
 
 def _s3_client() -> Any:
@@ -207,13 +223,23 @@ def _fetch(s3: Any, loc: S3Uri | None, dest: Path) -> Path:
     return dest
 
 
-def _write_atomically(target: Path, text: str) -> None:
-    """Write beside the target and rename: a reader never sees half a file."""
+def _umask() -> int:
+    """The process's umask (reading it means setting it; set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_atomically(target: Path, text: str, mode: int) -> None:
+    """Write beside the target and rename: a reader never sees half a file. The temporary file is
+    private (0600), so the result gets `mode` (0666 less the umask, as `open` would give) before
+    it becomes visible."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+            os.fchmod(fh.fileno(), mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,8 +1,10 @@
 """What a pdf2md run is doing, told from what the run writes to S3 and from the Batch API alone.
 
 One function, `run_status`, assembles the facts; the status page (pdf2md/ui, mounted into Airflow by
-plugins/pdf2md_plugin.py) serves them as JSON and `pdf2md status` prints them. Neither reads Airflow's
-database for facts, so the CLI works anywhere with S3 and Batch access, and both always agree.
+plugins/pdf2md_plugin.py) serves them as JSON and `pdf2md status` prints them, so both always agree.
+Only Airflow knows that a run failed before it wrote anything, and why a task failed:
+`with_airflow_outcome` adds that where Airflow is at hand (pdf2md.ui.airflow_runs reads it); without
+it the CLI still works anywhere with S3 and Batch access.
 
 S3 keeps only each shard's latest progress record, so the throughput curve is reconstructed: every
 shard's work is spread evenly between its start and its last update. The spend curve is exact: it is
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import sys
@@ -37,6 +40,11 @@ from pdf2md.contracts import (
     safe_run_id,
 )
 from pdf2md.reduce import failures_of_run
+
+DEFAULT_INPUT_URI = "s3://pdf2md-input/"
+DEFAULT_OUTPUT_URI = "s3://pdf2md-output/markdown/"
+"""The DAGs' Input and Output when PDF2MD_INPUT_URI / PDF2MD_OUTPUT_URI are unset (terraform's bucket names)."""
+log = logging.getLogger(__name__)
 
 MAX_SERIES_POINTS = 240
 """Enough for a smooth curve on any screen; more points only cost bytes on every refresh."""
@@ -91,6 +99,31 @@ def run_status(
         "spend": _spend(jobs, price, price_source, budget, now),
         "report": report.to_dict() if report else None,
     }
+
+
+def empty_status(run_id: str, runs_uri: str | None, now: float | None = None) -> dict[str, Any]:
+    """The facts of a run that wrote nothing anyone can read: it failed before planning, or its
+    settings name no valid place for its artefacts."""
+    return {"run_id": safe_run_id(run_id), "run_uri": runs_uri or "", "generated_at": time.time() if now is None else now,
+            "live": False, "state": "pending", "message": "", "totals": _totals([]), "rounds": [],
+            "throughput": throughput_series([], None), "failures": {"total": 0, "by_class": []},
+            "spend": _spend({}, DEFAULT_PRICE_PER_HOUR, "fallback price", None, 0.0), "report": None}
+
+
+def with_airflow_outcome(facts: dict[str, Any], airflow_state: str, failed_tasks: list[dict[str, str]]) -> dict[str, Any]:
+    """Airflow's word on the run added to its facts: a failed DAG run shows as failed, with each
+    failed task and its message, whatever its artefacts say (one that failed early has none)."""
+    facts = {**facts, "airflow_state": airflow_state, "failed_tasks": failed_tasks}
+    if airflow_state == "failed":
+        first = failed_tasks[0] if failed_tasks else None
+        facts["live"] = False
+        if facts["state"] != "halted-budget":
+            facts["state"] = "failed"
+        if not facts["message"]:
+            facts["message"] = f"the Airflow run failed in task {first['task_id']}" if first else "the Airflow run failed"
+    elif airflow_state == "queued" and facts["state"] == "pending":
+        facts["message"] = facts["message"] or "queued in Airflow: waiting for a free slot or an earlier run"
+    return facts
 
 
 def latest_run_id(s3: Any, runs_uri: str) -> str | None:
@@ -337,10 +370,12 @@ def add_status_parser(subparsers: Any) -> argparse.ArgumentParser:
     """`pdf2md status [RUN_ID] [--runs-uri URI] [--watch] [--json]`."""
     parser = subparsers.add_parser("status", help="show a conversion run's shards, throughput, failures and spend")
     parser.add_argument("run_id", nargs="?", metavar="RUN_ID", help="Airflow run id or its folder name (default: the latest run)")
-    parser.add_argument("--runs-uri", default=default_runs_uri(), metavar="URI",
-                        help="s3:// prefix of the run artefacts (default: $PDF2MD_RUNS_URI, else "
-                             f"s3://<bucket of $PDF2MD_OUTPUT_URI>/{DEFAULT_RUNS_PREFIX})")
-    parser.add_argument("--job-queue", default=os.environ.get("PDF2MD_JOB_QUEUE", DEFAULT_JOB_QUEUE), help="the run's Batch job queue")
+    parser.add_argument("--runs-uri", metavar="URI",
+                        help="s3:// prefix of the run artefacts (default: the Airflow run's own, where $AIRFLOW_HOME "
+                             f"names the Airflow that ran it; else $PDF2MD_RUNS_URI, else s3://<bucket of "
+                             f"$PDF2MD_OUTPUT_URI or {DEFAULT_OUTPUT_URI}>/{DEFAULT_RUNS_PREFIX}, as the DAG does)")
+    parser.add_argument("--job-queue", help="the run's Batch job queue (default: the run's own, else $PDF2MD_JOB_QUEUE, "
+                                            f"else {DEFAULT_JOB_QUEUE})")
     parser.add_argument("--budget-usd", type=float, help="the run's budget, when its report is not written yet")
     parser.add_argument("--price-per-hour-usd", type=float, help="the instance price, when its report is not written yet")
     parser.add_argument("--watch", action="store_true", help="redraw until the run ends")
@@ -350,20 +385,18 @@ def add_status_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def default_runs_uri() -> str | None:
-    """Where the DAG puts run artefacts when its `runs_uri` Param is empty."""
+def default_runs_uri() -> str:
+    """Where the DAG puts run artefacts when its `runs_uri` Param is empty: the same defaults."""
     if os.environ.get("PDF2MD_RUNS_URI"):
         return os.environ["PDF2MD_RUNS_URI"]
-    if os.environ.get("PDF2MD_OUTPUT_URI", "").startswith("s3://"):
-        return str(S3Uri(S3Uri.parse(os.environ["PDF2MD_OUTPUT_URI"]).bucket, DEFAULT_RUNS_PREFIX))
-    return None
+    return str(S3Uri(S3Uri.parse(os.environ.get("PDF2MD_OUTPUT_URI") or DEFAULT_OUTPUT_URI).bucket, DEFAULT_RUNS_PREFIX))
 
 
 def main_status(args: argparse.Namespace) -> int:
     """Print the run's status once, or redraw it until the run is no longer live (--watch).
 
-    Exit 2 on usage errors (no runs URI, a bad one, no runs), 1 when the run failed or AWS could
-    not be read, else 0."""
+    Exit 2 on usage errors (a bad runs URI, no runs), 1 when the run failed or AWS could not be
+    read, else 0."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -377,15 +410,20 @@ def main_status(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    if not args.runs_uri:
-        raise ValueError("no runs URI: pass --runs-uri or set PDF2MD_RUNS_URI / PDF2MD_OUTPUT_URI")
     s3, batch = s3io.client(), batch_api.client()
-    run_id = args.run_id or latest_run_id(s3, args.runs_uri)
+    airflow = _airflow_run(args.run_id) if args.run_id else None
+    where = airflow.location if airflow else None
+    runs_uri = args.runs_uri or (where.runs_uri if where else default_runs_uri())
+    run_id = args.run_id or latest_run_id(s3, runs_uri)
     if run_id is None:
-        raise ValueError(f"no runs under {args.runs_uri}")
+        raise ValueError(f"no runs under {runs_uri}")
+    job_queue = args.job_queue or (where.job_queue if where else os.environ.get("PDF2MD_JOB_QUEUE", DEFAULT_JOB_QUEUE))
+    budget = args.budget_usd if args.budget_usd is not None else (where.budget_usd if where else None)
+    price = args.price_per_hour_usd if args.price_per_hour_usd is not None else (where.price_per_hour_usd if where else None)
     while True:
-        facts = run_status(s3, batch, args.runs_uri, run_id, budget_usd=args.budget_usd,
-                           price_per_hour_usd=args.price_per_hour_usd, job_queue=args.job_queue)
+        facts = run_status(s3, batch, runs_uri, run_id, budget_usd=budget, price_per_hour_usd=price, job_queue=job_queue)
+        if airflow is not None:
+            facts = with_airflow_outcome(facts, airflow.state, airflow.failed_tasks)
         text = json.dumps(facts, indent=2) if args.json else format_status(facts)
         if args.watch and sys.stdout.isatty():
             sys.stdout.write("\x1b[H\x1b[2J")
@@ -393,6 +431,25 @@ def _show(args: argparse.Namespace) -> int:
         if not args.watch or not facts["live"]:
             return 1 if facts["state"] in ("failed", "halted-budget") else 0
         time.sleep(args.interval)
+        airflow = _airflow_run(run_id) if airflow is not None else None
+
+
+def _airflow_run(run_id: str) -> Any:
+    """Airflow's record of the run, when this shell is configured for the Airflow that ran it
+    ($AIRFLOW_HOME or a database URL) and Airflow is installed; None otherwise."""
+    if not (os.environ.get("AIRFLOW_HOME") or os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")):
+        return None
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from pdf2md.ui.airflow_runs import find_run
+    except ImportError:
+        return None
+    try:
+        return find_run(run_id)
+    except SQLAlchemyError as exc:
+        log.warning("cannot read Airflow's database (%s): showing what S3 and Batch know", exc.__class__.__name__)
+        return None
 
 
 def bar(done: float, total: float | None, width: int = BAR_WIDTH) -> str:
@@ -409,6 +466,7 @@ def format_status(facts: dict[str, Any]) -> str:
     lines = [f"pdf2md run {facts['run_id']}: {facts['state'].upper()}{' (live)' if facts['live'] else ''}"
              f"{' - ' + facts['message'] if facts['message'] else ''}",
              f"  {facts['run_uri']}",
+             *(f"  failed task {t['task_id']}: {t['message']}" for t in facts.get("failed_tasks", ())),
              f"  PDFs {t['converted']} converted, {t['skipped']} skipped of {t['assigned']}; {t['pages']} pages; "
              f"{t['shards']} shard(s) in {t['rounds']} round(s): "
              + ", ".join(f"{n} {s}" for s, n in sorted(t["shards_by_state"].items()))]

@@ -31,7 +31,7 @@ def test_convert_a_folder_mirrors_it_and_reports_failures(tmp_path: Path) -> Non
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.md")) == ["crazyones.md", "sub/Table.md"]
     assert "crazy ones" in (tmp_path / "out" / "crazyones.md").read_text()
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["summary"] == {"converted": 2, "failed": 1, "pages": 2}
+    assert report["summary"] == {"converted": 2, "skipped": 0, "failed": 1, "pages": 2}
     assert report["failed"][0]["error_class"] == "corrupt" and report["failed"][0]["source"].endswith("broken-truncated.pdf")
     assert "Traceback" not in result.stderr
 
@@ -81,3 +81,24 @@ def test_worker_with_a_bad_environment_fails_with_a_clear_line() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PDF2MD_")}
     result = subprocess.run([sys.executable, "-m", "pdf2md.cli", "worker"], capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
     assert result.returncode == 1 and "missing environment variable(s): PDF2MD_MANIFEST_URI" in result.stderr
+
+
+def test_outputs_get_the_umasks_mode_and_skip_existing_skips_what_is_up_to_date(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    for name in ("crazyones.pdf", "table_mislabeled_as_picture.pdf"):
+        (src / name).write_bytes((SAMPLES / name).read_bytes())
+    first = subprocess.run(["sh", "-c", f'umask 027 && exec "$0" -m pdf2md.cli convert {src} -o {out} --backend text',
+                            sys.executable], capture_output=True, text=True, timeout=180, cwd=REPO,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert first.returncode == 0, first.stderr
+    assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == {"crazyones.md": 0o640, "table_mislabeled_as_picture.md": 0o640}
+
+    stale = out / "crazyones.md"
+    os.utime(stale, (1_000_000, 1_000_000))  # older than its PDF: converted again
+    again = _pdf2md("convert", str(src), "-o", str(out), "--backend", "text", "--skip-existing", "--report", str(tmp_path / "r.json"))
+    assert again.returncode == 0, again.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [c["source"] for c in report["converted"]] == [str(src / "crazyones.pdf")]
+    assert [s["source"] for s in report["skipped"]] == [str(src / "table_mislabeled_as_picture.pdf")]
+    assert report["summary"]["skipped"] == 1 and stale.stat().st_mtime > 1_000_000

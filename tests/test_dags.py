@@ -222,3 +222,44 @@ def test_crossing_the_budget_between_rounds_halts_before_the_rerun(s3: Any, buck
     report = _report(s3, bucket)
     assert report["status"] == "halted-budget" and "budget exceeded between rounds" in report["message"], report
     assert "6 retryable PDF(s) not rerun" in report["message"]
+
+
+def test_the_trigger_forms_defaults_validate_and_optional_fields_take_null(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    from pdf2md.airflow.params import RunConfig
+
+    dag = _dag("pdf2md_backfill")
+    defaults = dag.params.validate()
+    assert defaults["runs_uri"] is None and defaults["passwords_uri"] is None
+    for name in ("runs_uri", "passwords_uri"):
+        assert "null" in dag.params.get_param(name).schema["type"], "the form treats a non-nullable field as required"
+    conf = {"input_uri": "s3://in-bucket/x/", "output_uri": "s3://out-bucket/y/", "runs_uri": None, "passwords_uri": ""}
+    config = RunConfig.from_params("manual__1", {**defaults, **_validated(dag, conf)})
+    assert (config.runs_uri, config.passwords_uri) == ("s3://out-bucket/pdf2md-runs/", "")
+    with pytest.raises(ParamValidationError, match="runs_uri"):
+        _validated(dag, {"runs_uri": "/tmp/runs"})
+
+
+def _validated(dag: Any, conf: dict[str, Any]) -> dict[str, Any]:
+    """The run's params as a trigger (CLI, REST, form) validates them: the DAG's Params updated with the conf."""
+    import copy
+
+    params = copy.deepcopy(dag.params)
+    params.update(conf)
+    return dict(params.validate())
+
+
+def test_the_daily_catch_up_exists_only_once_input_and_output_are_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PDF2MD_INPUT_URI", raising=False)
+    monkeypatch.setenv("PDF2MD_OUTPUT_URI", "s3://out-bucket/md/")
+    assert _dag("pdf2md_backfill").schedule is None, "no surprise runs on the example prefixes"
+    monkeypatch.setenv("PDF2MD_INPUT_URI", "s3://in-bucket/pdfs/")
+    dag = _dag("pdf2md_backfill")
+    assert dag.schedule == "@daily" and dag.params["input_uri"] == "s3://in-bucket/pdfs/"
+
+
+def test_submit_declares_only_the_link_it_fills() -> None:
+    """The provider's other links are read from XComs a non-waiting submit never writes (an error line each)."""
+    submit = _dag("pdf2md_backfill").get_task("round_0.submit")
+    assert [link.name for link in submit.operator_extra_links] == ["Batch Job Details"]

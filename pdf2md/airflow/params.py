@@ -22,29 +22,44 @@ from pdf2md.contracts import (
     MIN_ARRAY_SIZE,
     S3Uri,
 )
+from pdf2md.status import DEFAULT_INPUT_URI, DEFAULT_OUTPUT_URI
 
+OPTIONAL_URIS = ("runs_uri", "passwords_uri")
 MAX_RERUN_ROUNDS = 3
 """Rounds are tasks in the graph, so their number has a ceiling; the Param picks up to it."""
 S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$"
+S3_RULE = "Format: s3://bucket/prefix/ (bucket: 3-63 lowercase letters, digits, dots, hyphens)."
+"""Said next to each URI field: the trigger form shows descriptions, not the schema's pattern."""
+DAILY_WHEN_SET = ("PDF2MD_INPUT_URI", "PDF2MD_OUTPUT_URI")
+"""The daily catch-up runs only on prefixes the deployment named, never on the example defaults."""
 
 
-def _s3_param(default: str, title: str, description: str, required: bool = True) -> Param:
-    schema: dict[str, Any] = {"type": "string", "pattern": S3_URI_PATTERN} if required else {
-        "type": "string", "anyOf": [{"pattern": S3_URI_PATTERN}, {"maxLength": 0}]}
-    return Param(default, title=title, description=description, **schema)
+def _s3_param(default: str | None, title: str, description: str, optional: bool = False) -> Param:
+    """An s3:// URI field. Optional ones are nullable: Airflow's trigger form treats every field whose
+    type lacks "null" as required, and sends an emptied field as null."""
+    if not optional:
+        return Param(default, title=title, description=description, type="string", pattern=S3_URI_PATTERN)
+    return Param(default or None, title=title, description=description, type=["null", "string"],
+                 pattern=f"^$|{S3_URI_PATTERN}")
+
+
+def catch_up_schedule() -> str | None:
+    """The backfill DAG's schedule: daily once the deployment has set its input and output, else none
+    (runs start only from the trigger form, the CLI or the REST API), so unpausing starts nothing."""
+    return "@daily" if all(os.environ.get(name) for name in DAILY_WHEN_SET) else None
 
 
 def run_params() -> dict[str, Param]:
     """Built when a DAG file is parsed: defaults may come from the environment, never from AWS."""
     return {
-        "input_uri": _s3_param(os.environ.get("PDF2MD_INPUT_URI", "s3://pdf2md-input/"), "Input",
-                               "s3:// prefix holding the PDFs (listed recursively; other files are ignored)."),
-        "output_uri": _s3_param(os.environ.get("PDF2MD_OUTPUT_URI", "s3://pdf2md-output/markdown/"), "Output",
-                                "s3:// prefix for the Markdown: <output>/<path under input>.md. PDFs whose Markdown "
-                                "is newer than the PDF are skipped."),
-        "runs_uri": _s3_param(os.environ.get("PDF2MD_RUNS_URI", ""), "Run artefacts",
-                              f"s3:// prefix for manifests, failure records, progress and the report. Empty: "
-                              f"s3://<output bucket>/{DEFAULT_RUNS_PREFIX}.", required=False),
+        "input_uri": _s3_param(os.environ.get("PDF2MD_INPUT_URI", DEFAULT_INPUT_URI), "Input",
+                               f"The prefix holding the PDFs (listed recursively; other files are ignored). {S3_RULE}"),
+        "output_uri": _s3_param(os.environ.get("PDF2MD_OUTPUT_URI", DEFAULT_OUTPUT_URI), "Output",
+                                "Where the Markdown goes: <output>/<path under input>.md; PDFs whose Markdown is "
+                                f"newer than the PDF are skipped. Must not be inside the input. {S3_RULE}"),
+        "runs_uri": _s3_param(os.environ.get("PDF2MD_RUNS_URI"), "Run artefacts",
+                              f"Optional: leave empty for s3://<output bucket>/{DEFAULT_RUNS_PREFIX}. Where manifests, "
+                              f"failure records, progress and the report go. {S3_RULE}", optional=True),
         "array_size": Param(100, type="integer", minimum=MIN_ARRAY_SIZE, maximum=MAX_ARRAY_SIZE, title="Array size",
                             description="Batch array children (2–10,000); fewer are used when there are fewer PDFs."),
         "backend": Param(DEFAULT_BACKEND, type="string", enum=list(BACKENDS), title="Backend",
@@ -77,11 +92,12 @@ def run_params() -> dict[str, Param]:
                                description="A PDF that needs more fails with error class resource-limit."),
         "max_pages": Param(DEFAULT_MAX_PAGES, type="integer", minimum=1, title="Maximum pages",
                            description="PDFs with more pages fail with error class too-many-pages."),
-        "passwords_uri": _s3_param("", "Passwords", "Optional s3:// key of a JSON list of passwords to try on encrypted PDFs.",
-                                   required=False),
+        "passwords_uri": _s3_param(None, "Passwords",
+                                   "Optional: the s3:// key of a JSON list of passwords to try on encrypted PDFs; empty: none. "
+                                   + S3_RULE, optional=True),
         "aws_conn_id": Param("aws_default", type="string", title="AWS connection", description="Airflow connection for AWS."),
-        "poll_interval_s": Param(30, type="integer", minimum=1, maximum=600, title="Poll interval (s)",
-                                 description="How often the wait checks the array job and its spend."),
+        "poll_interval_s": Param(int(os.environ.get("PDF2MD_POLL_INTERVAL_S", "30")), type="integer", minimum=1, maximum=600,
+                                 title="Poll interval (s)", description="How often the wait checks the array job and its spend."),
     }
 
 
@@ -118,13 +134,16 @@ class RunConfig:
         """Checks the schema cannot express; raises ValueError with every problem at once."""
         names = {f.name for f in fields(cls)} - {"run_id"}
         values = {k: params[k] for k in names if k in params}
+        for name in OPTIONAL_URIS:
+            if name in values and values[name] is None:
+                values[name] = ""  # the form's emptied field; "" means "not set" from here on
         missing = sorted(names - values.keys())
         if missing:
             raise ValueError(f"missing settings: {', '.join(missing)}")
         problems = []
         uris = {}
-        for name in ("input_uri", "output_uri", "runs_uri", "passwords_uri"):
-            if name in ("runs_uri", "passwords_uri") and not values[name]:
+        for name in ("input_uri", "output_uri", *OPTIONAL_URIS):
+            if name in OPTIONAL_URIS and not values[name]:
                 continue
             try:
                 uris[name] = S3Uri.parse(values[name])

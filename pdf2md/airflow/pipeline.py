@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.links.batch import BatchJobDetailsLink
 from airflow.providers.amazon.aws.operators.batch import BatchOperator
 from airflow.sdk import TaskGroup, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -260,13 +261,21 @@ def _active_jobs(context: Any, run: dict[str, Any], rnd: int) -> list[str]:
     return [j for r in range(rnd) if (j := context["ti"].xcom_pull(task_ids=f"round_{r}.submit"))]
 
 
+class SubmitArrayJob(BatchOperator):
+    """The provider's BatchOperator with only the link it fills when it submits and returns (the wait
+    task watches the job): its job-definition, job-queue and CloudWatch links are looked up at the
+    task's end from XComs that only a waiting operator writes, and each missing one logs an error."""
+
+    operator_extra_links = (BatchJobDetailsLink(),)
+
+
 def convert_rounds(run: Any, first: Any) -> Any:
     """Round 0 from `first` (check_budget's output), then the rerun rounds; returns the report task."""
     previous_reduce = None
     for rnd in range(MAX_RERUN_ROUNDS + 1):
         with TaskGroup(group_id=f"round_{rnd}", tooltip=f"round {rnd}: {'first pass' if rnd == 0 else 'rerun'}"):
             args = first if rnd == 0 else check_spend(run, rnd)
-            submit = BatchOperator(
+            submit = SubmitArrayJob(
                 task_id="submit",
                 job_name=args["job_name"],
                 job_definition="{{ params.job_definition }}",

@@ -2,14 +2,14 @@
 
 plugins/pdf2md_plugin.py registers it (`fastapi_apps`) and links it from every DAG run's page
 (`external_views`, destination `dag_run`) and from the navigation. The page is one static HTML file
-that polls `api/runs/<dag>/<run>`, whose facts come from pdf2md.status, i.e. from S3 and Batch only.
-Airflow's database is read for one thing: where the run's artefacts are and what it may spend (the
-`plan` task's XCom, which holds the run's validated configuration).
+that polls `api/runs/<dag>/<run>`, whose facts come from pdf2md.status, i.e. from S3 and Batch.
+Airflow is read (pdf2md.ui.airflow_runs) for where the run's artefacts are and what it may spend,
+and for whether it failed, in which task and why: a run that failed before writing anything has
+nothing else to show.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,46 +17,20 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from pdf2md.contracts import DEFAULT_JOB_QUEUE
-from pdf2md.status import run_status
+from pdf2md.status import empty_status, run_status, with_airflow_outcome
+from pdf2md.ui.airflow_runs import PDF2MD_DAGS, AirflowRun, find_run
 
 URL_PREFIX = "/pdf2md"
 STATIC = Path(__file__).parent / "static"
-PLAN_TASKS = ("plan", "collect_events")
-"""The first task of each pdf2md DAG: its XCom is the run's configuration."""
-PDF2MD_DAGS = ("pdf2md_backfill", "pdf2md_s3_events")
 RECENT_RUNS = 50
 
 
-@dataclass(frozen=True)
-class RunLocation:
-    """Where a run's artefacts and jobs are, and the budget and price it runs under."""
-
-    runs_uri: str
-    run_id: str
-    aws_conn_id: str = "aws_default"
-    job_queue: str = DEFAULT_JOB_QUEUE
-    budget_usd: float | None = None
-    price_per_hour_usd: float | None = None
-
-
-def locate_run(dag_id: str, run_id: str) -> RunLocation:
-    """The run's configuration from its plan task's XCom; 404 before planning or for other DAGs."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = session.scalars(XComModel.get_many(run_id=run_id, dag_ids=dag_id, task_ids=[*PLAN_TASKS, "check_budget"])).all()
-        values = {(row.task_id, row.key): XComModel.deserialize_value(row) for row in rows}
-    config = next((values[(t, "return_value")] for t in PLAN_TASKS if (t, "return_value") in values), None)
-    if not isinstance(config, dict) or "runs_uri" not in config:
-        raise HTTPException(404, f"{dag_id} run {run_id} has no pdf2md plan yet (not a pdf2md run, or still queued)")
-    price = values.get(("check_budget", "price_per_hour"))
-    return RunLocation(
-        runs_uri=config["runs_uri"], run_id=run_id, aws_conn_id=config.get("aws_conn_id") or "aws_default",
-        job_queue=config.get("job_queue") or DEFAULT_JOB_QUEUE, budget_usd=config.get("budget_usd"),
-        price_per_hour_usd=float(price) if price else config.get("price_per_hour_usd"),
-    )
+def locate_run(dag_id: str, run_id: str) -> AirflowRun:
+    """The run as Airflow knows it; 404 for runs of other DAGs."""
+    run = find_run(run_id, dag_id) if dag_id in PDF2MD_DAGS else None
+    if run is None:
+        raise HTTPException(404, f"{dag_id} run {run_id} is not a pdf2md run")
+    return run
 
 
 def aws_clients(conn_id: str) -> tuple[Any, Any]:
@@ -111,10 +85,15 @@ def create_app(authorize: Any = None) -> FastAPI:
 
     @app.get("/api/runs/{dag_id}/{run_id}", dependencies=[auth])
     def status(dag_id: str, run_id: str) -> dict[str, Any]:
-        where = app.state.locate(dag_id, run_id)
-        s3, batch = app.state.clients(where.aws_conn_id)
-        return run_status(s3, batch, where.runs_uri, where.run_id, budget_usd=where.budget_usd,
-                          price_per_hour_usd=where.price_per_hour_usd, job_queue=where.job_queue)
+        run = app.state.locate(dag_id, run_id)
+        where = run.location
+        if where is None:
+            facts = empty_status(run_id, None)
+        else:
+            s3, batch = app.state.clients(where.aws_conn_id)
+            facts = run_status(s3, batch, where.runs_uri, run_id, budget_usd=where.budget_usd,
+                               price_per_hour_usd=where.price_per_hour_usd, job_queue=where.job_queue)
+        return with_airflow_outcome(facts, run.state, run.failed_tasks)
 
     app.state.locate = locate_run
     app.state.clients = aws_clients

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -212,3 +213,94 @@ def finished_run(live_run: LiveRun) -> LiveRun:
     """The same run once `dags test` has finished it."""
     live_run.wait_until_finished()
     return live_run
+
+
+# --- `make airflow`: the launcher, as a newcomer starts it -------------------------------------
+
+
+@dataclass
+class LocalAirflow:
+    """`python -m pdf2md.local_airflow` (what `make airflow` runs) on a free port with its own home."""
+
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    home: Path
+    log: Path
+    endpoint: str = ""
+
+    def wait_until_up(self, timeout_s: float = 240) -> None:
+        """Until the launcher prints the URL (emulator up, samples uploaded, Airflow healthy)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            text = self.log.read_text(errors="replace")
+            if not self.endpoint and (found := re.search(r"local AWS at (http://\S+):", text)):
+                self.endpoint = found.group(1)
+            if "Airflow is up:" in text:
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"make airflow exited with {self.proc.returncode}: {text[-4000:]}")
+            time.sleep(0.5)
+        raise AssertionError(f"make airflow was not up after {timeout_s} s: {self.log.read_text()[-4000:]}")
+
+    def processes(self) -> dict[int, str]:
+        """Every live process it started, with its command line: its descendants, whatever session
+        they moved to (Airflow's group, each Batch child's own)."""
+        parents: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(stat.parent.name)] = int(fields[1])
+        found, frontier = {}, [self.proc.pid]
+        while frontier:
+            pid = frontier.pop()
+            for child in (c for c, p in parents.items() if p == pid):
+                found[child] = _cmdline(child)
+                frontier.append(child)
+        return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def alive(pids: dict[int, str]) -> dict[int, str]:
+    """Those of `pids` still running the same command (a pid may be reused by then)."""
+    return {pid: cmd for pid, cmd in pids.items() if cmd and _cmdline(pid) == cmd}
+
+
+@pytest.fixture(scope="module")
+def local_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
+    """The launcher in its own session (as a terminal would run it); stopped with SIGINT by the test,
+    and by force here if the test did not get that far."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    logs = REPO / "test-artifacts" / "ui-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / "make-airflow.log"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_", "PDF2MD_"))}
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "pdf2md.local_airflow", "--port", str(port), "--home", str(home)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+    launched = LocalAirflow(proc, f"http://localhost:{port}", home, log)
+    started: dict[int, str] = {}
+    try:
+        launched.wait_until_up()
+        yield launched
+    finally:
+        started = launched.processes()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for pid in alive(started):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pdf2md.contracts import ShardProgress
-from pdf2md.status import add_status_parser, bar, batch_job_name_prefix, cumulative_busy_seconds, throughput_series
+from pdf2md.status import add_status_parser, bar, batch_job_name_prefix, cumulative_busy_seconds, format_status, throughput_series
 from tests.conftest import REPO
 from tests.ui.conftest import BROKEN, BUDGET_USD, LiveRun
 
@@ -76,3 +76,29 @@ def test_throughput_spreads_each_shard_over_its_time_and_carries_running_ones_to
 def test_bar() -> None:
     assert bar(1, 4, width=8) == "[##......]"
     assert bar(3, None, width=4) == "[    ]"
+
+
+def test_airflows_word_makes_a_run_that_wrote_nothing_look_failed() -> None:
+    from pdf2md.status import empty_status, with_airflow_outcome
+
+    tasks = [{"task_id": "plan", "message": "AirflowFailException: bad run configuration: output_uri must not be inside input_uri"},
+             {"task_id": "report", "message": "AirflowFailException: planning failed"}]
+    facts = with_airflow_outcome(empty_status("manual__2026-11-29T10:00:00+00:00", None, now=0.0), "failed", tasks)
+    assert (facts["state"], facts["live"], facts["message"]) == ("failed", False, "the Airflow run failed in task plan")
+    text = format_status(facts)
+    assert text.startswith("pdf2md run manual__2026-11-29T10-00-00-00-00: FAILED")
+    assert "  failed task plan: AirflowFailException: bad run configuration" in text
+    queued = with_airflow_outcome(empty_status("r", None, now=0.0), "queued", [])
+    assert queued["state"] == "pending" and "queued in Airflow" in queued["message"]
+    halted = with_airflow_outcome({**empty_status("r", None), "state": "halted-budget", "message": "over"}, "failed", tasks)
+    assert (halted["state"], halted["message"]) == ("halted-budget", "over")
+
+
+def test_the_cli_defaults_to_the_runs_uri_the_dag_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pdf2md.status import default_runs_uri
+
+    for name in ("PDF2MD_RUNS_URI", "PDF2MD_OUTPUT_URI"):
+        monkeypatch.delenv(name, raising=False)
+    assert default_runs_uri() == "s3://pdf2md-output/pdf2md-runs/"
+    monkeypatch.setenv("PDF2MD_OUTPUT_URI", "s3://my-md/out/")
+    assert default_runs_uri() == "s3://my-md/pdf2md-runs/"
