@@ -13,6 +13,7 @@ import posixpath
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, unquote
 
@@ -23,7 +24,8 @@ CONVERTER_VERSION = f"pdf2md/{__version__}"
 # --- the array job's environment -------------------------------------------------------------
 
 ENV_MANIFEST_URI = "PDF2MD_MANIFEST_URI"
-"""s3:// URI of the round's manifest (JSON Lines of ManifestEntry)."""
+"""s3:// URI of the round's manifest: a folder ending in '/' holding one shard-NNNNN-of-SSSSS.jsonl per child
+(what the planner writes), or one JSON Lines object that every child filters (hand-made manifests)."""
 ENV_OUTPUT_URI = "PDF2MD_OUTPUT_URI"
 """s3:// prefix the Markdown goes to: <output>/<rel>.md, with the OutputMeta as x-amz-meta-*."""
 ENV_RUN_URI = "PDF2MD_RUN_URI"
@@ -197,6 +199,8 @@ class ManifestEntry(Record):
     """One PDF to convert. `rel` is its key relative to the input prefix; `attempt` counts rounds.
 
     `mtime` is the source's LastModified (epoch seconds): an output newer than it is up to date.
+    `replaces` carries the planner's decision so that no child lists the outputs: the ETag of the stale
+    Markdown this PDF replaces (If-Match), or "" when there was none (If-None-Match: *).
     """
 
     bucket: str
@@ -206,6 +210,7 @@ class ManifestEntry(Record):
     etag: str
     mtime: float = 0.0
     attempt: int = 1
+    replaces: str = ""
 
     @property
     def uri(self) -> str:
@@ -266,6 +271,48 @@ class OutputMeta(Record):
         )
 
 
+class ErrorKind(StrEnum):
+    """Why a PDF failed: the closed set of `FailureRecord.error_class` values (ERROR_CLASSES says more)."""
+
+    NOT_PDF = "not-pdf"
+    PASSWORD_REQUIRED = "password-required"
+    CORRUPT = "corrupt"
+    EMPTY = "empty"
+    TOO_MANY_PAGES = "too-many-pages"
+    TIMEOUT = "timeout"
+    RESOURCE_LIMIT = "resource-limit"
+    CONVERSION_ERROR = "conversion-error"
+    KEY_COLLISION = "key-collision"
+    INTERRUPTED = "interrupted"
+    S3_ERROR = "s3-error"
+    BACKEND_UNAVAILABLE = "backend-unavailable"
+
+
+class ShardState(StrEnum):
+    """`ShardProgress.state`: what a shard's latest attempt is doing or did."""
+
+    RUNNING = "running"
+    DONE = "done"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+
+class RunStatus(StrEnum):
+    """`RunReport.status`: how a run ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    HALTED_BUDGET = "halted-budget"
+    DRY_RUN = "dry-run"
+
+
+def _coerce(record: Any, name: str, kind: type[StrEnum]) -> None:
+    """Records read from JSON carry plain strings: make them members (an unknown value is a ValueError)."""
+    value = getattr(record, name)
+    if not isinstance(value, kind):
+        object.__setattr__(record, name, kind(value))
+
+
 @dataclass(frozen=True)
 class FailureRecord(Record):
     """A PDF a shard could not convert; `retryable` ones go to the next round's manifest."""
@@ -275,7 +322,7 @@ class FailureRecord(Record):
     bucket: str
     etag: str
     size: int
-    error_class: str
+    error_class: ErrorKind
     message: str
     retryable: bool
     attempt: int
@@ -284,11 +331,27 @@ class FailureRecord(Record):
     run_id: str
 
     mtime: float = 0.0
+    replaces: str = ""
+
+    def __post_init__(self) -> None:
+        _coerce(self, "error_class", ErrorKind)
+
+    @classmethod
+    def of(cls, entry: ManifestEntry, error_class: ErrorKind | str, message: str, *, shard: int, round: int,
+           run_id: str) -> FailureRecord:
+        """The record of `entry` failing: the one place a failure is built from a manifest entry."""
+        kind = ErrorKind(error_class)
+        return cls(
+            key=entry.key, rel=entry.rel, bucket=entry.bucket, etag=entry.etag, size=entry.size, mtime=entry.mtime,
+            replaces=entry.replaces, error_class=kind, message=message.splitlines()[0][:500] if message else str(kind),
+            retryable=is_retryable(kind), attempt=entry.attempt, shard=shard, round=round, run_id=run_id,
+        )
 
     def to_manifest_entry(self) -> ManifestEntry:
         """The entry that reruns this PDF in the next round."""
         return ManifestEntry(
-            bucket=self.bucket, key=self.key, rel=self.rel, size=self.size, etag=self.etag, mtime=self.mtime, attempt=self.attempt + 1
+            bucket=self.bucket, key=self.key, rel=self.rel, size=self.size, etag=self.etag, mtime=self.mtime,
+            attempt=self.attempt + 1, replaces=self.replaces,
         )
 
 
@@ -300,7 +363,7 @@ class ShardProgress(Record):
     round: int
     shard: int
     attempt: int
-    state: str  # running | done | interrupted | failed
+    state: ShardState
     assigned: int
     converted: int = 0
     skipped: int = 0
@@ -309,6 +372,56 @@ class ShardProgress(Record):
     started_at: float = 0.0
     updated_at: float = 0.0
     seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        _coerce(self, "state", ShardState)
+
+
+PROGRESS_BAND = 100
+"""Shards per progress band: a round's live view is ceil(size / 100) objects, not one per shard."""
+
+
+def band_of(shard: int) -> int:
+    """Shards 0-99 share band 0, 100-199 band 1, ...: their progress keys share the prefix shard-000.., shard-001.."""
+    return shard // PROGRESS_BAND
+
+
+@dataclass(frozen=True)
+class ProgressBand(Record):
+    """The latest ShardProgress of up to PROGRESS_BAND shards, kept in one object by the shards themselves
+    (each merges its own record in with a conditional PUT): the per-round aggregate a status view reads."""
+
+    round: int
+    band: int
+    shards: list[dict[str, Any]] = field(default_factory=list)
+
+    def records(self) -> list[ShardProgress]:
+        return [ShardProgress.from_dict(d) for d in self.shards]
+
+    def merged(self, record: ShardProgress) -> ProgressBand:
+        """This band with `record` in place of its shard's previous one (shards stay in order)."""
+        others = [d for d in self.shards if d.get("shard") != record.shard]
+        return ProgressBand(self.round, self.band, sorted([*others, record.to_dict()], key=lambda d: int(d["shard"])))
+
+
+@dataclass(frozen=True)
+class Plan(Record):
+    """What a round will do, written to <run>/round-<r>/plan.json; `manifest_uri` is what the children read."""
+
+    manifest_uri: str
+    round: int
+    listed: int
+    skipped: int
+    known_failures: int
+    collisions: int
+    entries: int
+    bytes: int
+    array_size: int
+
+    def shard_entries(self, shard: int) -> int:
+        """How many entries child `shard` holds (index % size == shard)."""
+        whole, extra = divmod(self.entries, self.array_size)
+        return whole + (1 if shard < extra else 0)
 
 
 @dataclass
@@ -335,7 +448,7 @@ class RunReport(Record):
     run_id: str
     input_uri: str
     output_uri: str
-    status: str  # succeeded | failed | halted-budget | dry-run
+    status: RunStatus
     listed: int = 0
     planned: int = 0
     converted: int = 0
@@ -354,13 +467,16 @@ class RunReport(Record):
     pages_per_hour: float = 0.0
     message: str = ""
 
+    def __post_init__(self) -> None:
+        _coerce(self, "status", RunStatus)
+
 
 # --- error classes ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ErrorClass:
-    name: str
+    name: ErrorKind
     retryable: bool
     meaning: str
 
@@ -368,20 +484,21 @@ class ErrorClass:
 ERROR_CLASSES: dict[str, ErrorClass] = {
     e.name: e
     for e in (
-        ErrorClass("not-pdf", False, "the file is not a PDF"),
-        ErrorClass("password-required", False, "encrypted and no supplied password opens it"),
-        ErrorClass("corrupt", False, "a PDF that no parser can repair"),
-        ErrorClass("empty", False, "a PDF with no pages"),
-        ErrorClass("too-many-pages", False, "more pages than the run allows"),
-        ErrorClass("timeout", False, "conversion ran past the per-PDF time limit"),
-        ErrorClass("resource-limit", False, "conversion ran past the per-PDF memory limit"),
-        ErrorClass("conversion-error", False, "the converter failed on this PDF"),
-        ErrorClass("key-collision", False, "another PDF's key maps to the same output (e.g. a.pdf and a.PDF)"),
-        ErrorClass("interrupted", True, "the shard was stopped (Spot reclaim) before this PDF finished"),
-        ErrorClass("s3-error", True, "S3 kept failing for this PDF after botocore's retries"),
-        ErrorClass("backend-unavailable", True, "the model backend could not start on this host"),
+        ErrorClass(ErrorKind.NOT_PDF, False, "the file is not a PDF"),
+        ErrorClass(ErrorKind.PASSWORD_REQUIRED, False, "encrypted and no supplied password opens it"),
+        ErrorClass(ErrorKind.CORRUPT, False, "a PDF that no parser can repair"),
+        ErrorClass(ErrorKind.EMPTY, False, "a PDF with no pages"),
+        ErrorClass(ErrorKind.TOO_MANY_PAGES, False, "more pages than the run allows"),
+        ErrorClass(ErrorKind.TIMEOUT, False, "conversion ran past the per-PDF time limit"),
+        ErrorClass(ErrorKind.RESOURCE_LIMIT, False, "conversion ran past the per-PDF memory limit"),
+        ErrorClass(ErrorKind.CONVERSION_ERROR, False, "the converter failed on this PDF"),
+        ErrorClass(ErrorKind.KEY_COLLISION, False, "another PDF's key maps to the same output (e.g. a.pdf and a.PDF)"),
+        ErrorClass(ErrorKind.INTERRUPTED, True, "the shard was stopped (Spot reclaim) before this PDF finished"),
+        ErrorClass(ErrorKind.S3_ERROR, True, "S3 kept failing for this PDF after botocore's retries"),
+        ErrorClass(ErrorKind.BACKEND_UNAVAILABLE, True, "the model backend could not start on this host"),
     )
 }
+"""Keyed by ErrorKind (a str: plain names look up the same entries)."""
 
 
 def is_retryable(error_class: str) -> bool:
@@ -505,7 +622,18 @@ def is_pdf_key(key: str) -> bool:
 
 @dataclass(frozen=True)
 class RunLayout:
-    """Where a run's artefacts live: <run>/round-<r>/{manifest.jsonl,failures/,results/,progress/}, <run>/report.json."""
+    """Where a run's artefacts live, per round <run>/round-<r>/:
+
+    plan.json                   the Plan (array size, counts)
+    manifest/shard-NNNNN-of-SSSSS.jsonl  child NNNNN's entries, in index order: all a child reads to start
+    manifest.jsonl              every entry in index order (entry i belongs to child i % size), for people and tools
+    failures/, results/         per shard and attempt, written when the attempt ends
+    progress/shard-NNNNN.json   each shard's latest ShardProgress
+    progress-bands/band-NNNN.json  the same records, PROGRESS_BAND shards per object (what a status view reads)
+    summary.json                the RoundSummary, written by reduce
+
+    and <run>/report.json.
+    """
 
     run: S3Uri
 
@@ -518,6 +646,19 @@ class RunLayout:
 
     def manifest_key(self, rnd: int) -> str:
         return self._round(rnd) + "manifest.jsonl"
+
+    def shard_manifests_prefix(self, rnd: int) -> str:
+        """The folder the children's ENV_MANIFEST_URI names."""
+        return self._round(rnd) + "manifest/"
+
+    def plan_key(self, rnd: int) -> str:
+        return self._round(rnd) + "plan.json"
+
+    def bands_prefix(self, rnd: int) -> str:
+        return self._round(rnd) + "progress-bands/"
+
+    def band_key(self, rnd: int, band: int) -> str:
+        return f"{self.bands_prefix(rnd)}band-{band:04d}.json"
 
     def failures_prefix(self, rnd: int) -> str:
         return self._round(rnd) + "failures/"
@@ -546,6 +687,22 @@ class RunLayout:
 
     def uri(self, key: str) -> str:
         return f"s3://{self.run.bucket}/{key}"
+
+
+def shard_manifest_key(manifest_prefix: str, shard: int, array_size: int) -> str:
+    """Child `shard`'s own manifest object under a sharded manifest's folder, for an array of `array_size`
+    (a child of an array of another size finds no object, and falls back to whole_manifest_key)."""
+    return f"{manifest_prefix}shard-{shard:05d}-of-{array_size:05d}.jsonl"
+
+
+def whole_manifest_key(manifest_prefix: str) -> str:
+    """The single manifest beside a sharded manifest's folder: round-NNN/manifest/ -> round-NNN/manifest.jsonl."""
+    return manifest_prefix.rstrip("/") + ".jsonl"
+
+
+def is_sharded_manifest(manifest_uri: str) -> bool:
+    """A manifest URI ending in '/' names the planner's per-shard folder; anything else is one JSON Lines object."""
+    return manifest_uri.endswith("/")
 
 
 def safe_run_id(run_id: str) -> str:

@@ -1,17 +1,34 @@
-"""Planning a round: list the input, drop what is already converted, deal the rest across shards."""
+"""Planning a round: list the input, drop what is already converted, deal the rest across shards.
+
+Memory stays bounded at any size (ten million keys plan in the memory of a few thousand): listings stream
+into external sorts (pdf2md.spool) and every manifest is uploaded as it is produced.
+
+1. Triage: the input PDFs and the output objects (Markdown, permanent-failure markers) meet in one sort
+   keyed by the output path. Each output path decides once: a collision (two keys, one output), up to
+   date, a known failure, or to convert, carrying the stale output's ETag (`replaces`), so that no child
+   ever lists the outputs.
+2. Deal: the entries to convert, largest first, dealt in a snake so each child gets a fair share of bytes.
+3. Write: manifest.jsonl in index order, and one object per shard (a second sort, by shard): a child's
+   start-up reads its own object and nothing else.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from pdf2md import s3 as s3io
 from pdf2md.contracts import (
     FAILED_DIR,
+    MAX_ARRAY_SIZE,
+    ErrorKind,
     FailureRecord,
     ManifestEntry,
+    Plan,
     RunLayout,
     S3Uri,
     effective_array_size,
@@ -19,142 +36,250 @@ from pdf2md.contracts import (
     is_up_to_date,
     markdown_rel,
     relative_key,
+    shard_manifest_key,
 )
+from pdf2md.inventory import iter_inventory
+from pdf2md.spool import ExternalSort, sort_token
+
+__all__ = ["Plan", "deal", "drop_collisions", "list_pdfs", "plan_round", "record_collisions", "write_manifest"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Plan:
-    """What a round will do; `manifest_uri` is what the array children read."""
-
-    manifest_uri: str
-    round: int
-    listed: int
-    skipped: int
-    known_failures: int
-    collisions: int
-    entries: int
-    bytes: int
-    array_size: int
+UPLOAD_THREADS = 32
+"""Shard manifests written at once (10,000 small PUTs)."""
+_MD, _FAILED, _PDF = b"0", b"1", b"2"
+"""Line tags of the triage sort: within one output path, outputs come before the PDFs that map to it."""
+T = TypeVar("T")
+_SIZE_WIDTH = 19
+_SIZE_TOP = 10**_SIZE_WIDTH - 1
 
 
-@dataclass(frozen=True)
-class OutputIndex:
-    """One listing of the output prefix: Markdown and permanent-failure markers, by relative path."""
-
-    markdown: dict[str, float]
-    failed: dict[str, float]
-
-
-def list_pdfs(s3: Any, input_uri: S3Uri) -> Iterator[ManifestEntry]:
-    """Every PDF under the input prefix (paginated), as manifest entries."""
-    for obj in s3io.iter_objects(s3, input_uri):
-        if not is_pdf_key(obj.key):
-            continue
-        yield ManifestEntry(
-            bucket=input_uri.bucket, key=obj.key, rel=relative_key(obj.key, input_uri.prefix),
-            size=obj.size, etag=obj.etag, mtime=obj.mtime,
-        )
+def list_pdfs(s3: Any, input_uri: S3Uri, inventory_uri: str | None = None) -> Iterator[ManifestEntry]:
+    """Every PDF under the input prefix, from a parallel listing or from an S3 Inventory report."""
+    objects = iter_inventory(s3, inventory_uri, input_uri) if inventory_uri else s3io.iter_objects_parallel(s3, input_uri)
+    for obj in objects:
+        if is_pdf_key(obj.key):
+            yield ManifestEntry(bucket=input_uri.bucket, key=obj.key, rel=relative_key(obj.key, input_uri.prefix),
+                                size=obj.size, etag=obj.etag, mtime=obj.mtime)
 
 
-def output_index(s3: Any, output_uri: S3Uri) -> OutputIndex:
-    """One listing of the output prefix: relative Markdown path → LastModified, and the failure markers."""
-    base = output_uri.dir_prefix
+# --- 1. triage --------------------------------------------------------------------------------
+
+
+@dataclass
+class Triage:
+    """What one pass over the input and the outputs decided; `todo` streams the entries to convert."""
+
+    retry_failed: bool = False
+    listed: int = 0
+    skipped: int = 0
+    known_failures: int = 0
+    collisions: int = 0
+
+    def todo(self, pdfs: Iterable[ManifestEntry], outputs: Iterable[s3io.ObjectInfo], output: S3Uri,
+             refuse: Callable[[ManifestEntry, str], None]) -> Iterator[ManifestEntry]:
+        """The entries to convert; `refuse(entry, owner_key)` hears of each key whose output another key owns."""
+        with ExternalSort() as joined:
+            for entry in pdfs:
+                self.listed += 1
+                joined.add(b"\t".join((sort_token(markdown_rel(entry.rel)), _PDF, sort_token(entry.key), entry.to_json().encode())) + b"\n")
+            for line in _output_lines(outputs, output):
+                joined.add(line)
+            yield from self._decide(joined.sorted(), refuse)
+
+    def _decide(self, lines: Iterator[bytes], refuse: Callable[[ManifestEntry, str], None]) -> Iterator[ManifestEntry]:
+        group: bytes | None = None
+        md: tuple[float, str] | None = None
+        failed: float | None = None
+        owner: ManifestEntry | None = None
+        for line in lines:
+            token, tag, rest = line.rstrip(b"\n").split(b"\t", 2)
+            if token != group:
+                if owner is not None and (entry := self._verdict(owner, md, failed)) is not None:
+                    yield entry
+                group, md, failed, owner = token, None, None, None
+            if tag == _MD:
+                mtime, etag = rest.split(b"\t")
+                md = (float(mtime), etag.decode())
+            elif tag == _FAILED:
+                failed = float(rest)
+            else:
+                entry = ManifestEntry.from_json(rest.split(b"\t", 1)[1].decode())
+                if owner is None:
+                    owner = entry
+                else:
+                    self.collisions += 1
+                    refuse(entry, owner.key)
+        if owner is not None and (entry := self._verdict(owner, md, failed)) is not None:
+            yield entry
+
+    def _verdict(self, entry: ManifestEntry, md: tuple[float, str] | None, failed: float | None) -> ManifestEntry | None:
+        if md is not None and is_up_to_date(md[0], entry.mtime):
+            self.skipped += 1
+            return None
+        if not self.retry_failed and is_up_to_date(failed, entry.mtime):
+            self.known_failures += 1
+            return None
+        return replace(entry, replaces=md[1]) if md is not None else entry
+
+
+def _output_lines(outputs: Iterable[s3io.ObjectInfo], output: S3Uri) -> Iterator[bytes]:
+    """Markdown (with its LastModified and ETag) and failure markers, keyed by the relative Markdown path."""
+    base = output.dir_prefix
     failed_base = base + FAILED_DIR
-    index = OutputIndex({}, {})
-    for obj in s3io.iter_objects(s3, output_uri):
+    for obj in outputs:
         if obj.key.startswith(failed_base) and obj.key.endswith(".json"):
-            index.failed[obj.key[len(failed_base):-5] + ".md"] = obj.mtime
-        elif obj.key.endswith(".md"):
-            index.markdown[obj.key[len(base):]] = obj.mtime
-    return index
-
-
-def pending(entries: Iterable[ManifestEntry], index: OutputIndex, retry_failed: bool = False) -> tuple[list[ManifestEntry], int, int]:
-    """Entries to convert; how many are up to date; how many failed for good on this very version."""
-    todo: list[ManifestEntry] = []
-    skipped = known_failures = 0
-    for entry in entries:
-        md = markdown_rel(entry.rel)
-        if is_up_to_date(index.markdown.get(md), entry.mtime):
-            skipped += 1
-        elif not retry_failed and is_up_to_date(index.failed.get(md), entry.mtime):
-            known_failures += 1
-        else:
-            todo.append(entry)
-    return todo, skipped, known_failures
+            yield b"\t".join((sort_token(obj.key[len(failed_base):-5] + ".md"), _FAILED, repr(obj.mtime).encode())) + b"\n"
+        elif obj.key.endswith(".md") and obj.key.startswith(base):
+            yield b"\t".join((sort_token(obj.key[len(base):]), _MD, repr(obj.mtime).encode(), obj.etag.encode())) + b"\n"
 
 
 def drop_collisions(entries: Iterable[ManifestEntry]) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
     """Two keys that map to one output (a.pdf, a.PDF, a//b.pdf) would overwrite each other: the first
     in key order keeps the output, the others are refused."""
-    owner: dict[str, str] = {}
-    kept: list[ManifestEntry] = []
     refused: list[ManifestEntry] = []
-    for entry in sorted(entries, key=lambda e: e.key):
-        md = markdown_rel(entry.rel)
-        if owner.setdefault(md, entry.key) == entry.key:
-            kept.append(entry)
-        else:
-            log.warning("refusing %s: its output %s belongs to %s", entry.key, md, owner[md])
-            refused.append(entry)
+
+    def refuse(entry: ManifestEntry, owner: str) -> None:
+        log.warning("refusing %s: its output %s belongs to %s", entry.key, markdown_rel(entry.rel), owner)
+        refused.append(entry)
+
+    kept = list(Triage(retry_failed=True).todo(entries, (), S3Uri("", ""), refuse))
     return kept, refused
+
+
+_COLLISION_MESSAGE = "another PDF's key maps to the same Markdown output"
+
+
+def _collision(entry: ManifestEntry, run_id: str) -> FailureRecord:
+    return FailureRecord.of(entry, ErrorKind.KEY_COLLISION, _COLLISION_MESSAGE, shard=-1, round=0, run_id=run_id)
 
 
 def record_collisions(s3: Any, layout: RunLayout, refused: list[ManifestEntry], run_id: str) -> None:
     """Refused keys become permanent failure records of round 0, so the report names them."""
-    if not refused:
-        return
-    records = [
-        FailureRecord(key=e.key, rel=e.rel, bucket=e.bucket, etag=e.etag, size=e.size, mtime=e.mtime,
-                      error_class="key-collision", message="another PDF's key maps to the same Markdown output",
-                      retryable=False, attempt=e.attempt, shard=-1, round=0, run_id=run_id)
-        for e in refused
-    ]
-    s3io.write_jsonl(s3, layout.run.bucket, layout.failures_prefix(0) + "planner.jsonl", records)
+    if refused:
+        s3io.write_jsonl(s3, layout.run.bucket, _collisions_key(layout), (_collision(e, run_id) for e in refused))
 
 
-def deal(entries: list[ManifestEntry], array_size: int) -> list[ManifestEntry]:
-    """Order entries so that child i (index % size == i) gets a fair share of the bytes.
-
-    Largest first, dealt in a snake (0..n-1, then n-1..0): each child takes one PDF per lap, and the
-    child that got the biggest of one lap gets the smallest of the next.
-    """
-    ordered = sorted(entries, key=lambda e: (-e.size, e.key))
-    dealt: list[ManifestEntry] = []
-    for start in range(0, len(ordered), array_size):
-        lap = ordered[start : start + array_size]
-        dealt.extend(lap[::-1] if (start // array_size) % 2 else lap)
-    return dealt
+def _collisions_key(layout: RunLayout) -> str:
+    return layout.failures_prefix(0) + "planner.jsonl"
 
 
 def plan_round(
     s3: Any, layout: RunLayout, input_uri: str, output_uri: str, requested_array_size: int, retry_failed: bool = False,
-    run_id: str = "",
+    run_id: str = "", *, inventory_uri: str | None = None,
 ) -> Plan:
-    """List, exclude converted and known failures, deal, write the manifest: round 0's planning."""
+    """List (or read the inventory), exclude converted and known failures, deal, write the manifests: round 0."""
     source, output = S3Uri.parse(input_uri), S3Uri.parse(output_uri)
-    listed = list(list_pdfs(s3, source))
-    unique, refused = drop_collisions(listed)
-    record_collisions(s3, layout, refused, run_id)
-    todo, skipped, known = pending(unique, output_index(s3, output), retry_failed)
-    if known:
-        log.info("%d PDF(s) skipped: they failed for good before and have not changed (retry_failed re-tries them)", known)
-    return write_manifest(s3, layout, todo, requested_array_size, 0, listed=len(listed), skipped=skipped,
-                          known_failures=known, collisions=len(refused))
+    triage = Triage(retry_failed=retry_failed)
+    with s3io.JsonlUpload(s3, layout.run.bucket, _collisions_key(layout), keep_empty=False) as refused:
+        def refuse(entry: ManifestEntry, owner: str) -> None:
+            log.warning("refusing %s: its output %s belongs to %s", entry.key, markdown_rel(entry.rel), owner)
+            refused.add(_collision(entry, run_id))
+
+        todo = triage.todo(list_pdfs(s3, source, inventory_uri), s3io.iter_objects_parallel(s3, output), output, refuse)
+        plan = write_manifest(s3, layout, todo, requested_array_size, 0, counts=triage)
+    if triage.known_failures:
+        log.info("%d PDF(s) skipped: they failed for good before and have not changed (retry_failed re-tries them)",
+                 triage.known_failures)
+    return plan
+
+
+# --- 2. deal ----------------------------------------------------------------------------------
+
+
+def _size_line(entry: ManifestEntry) -> bytes:
+    """Largest first, then by key: the deal's order, as a byte-sortable line carrying the entry."""
+    return b"%0*d\t%s\t%s\n" % (_SIZE_WIDTH, _SIZE_TOP - entry.size, sort_token(entry.key), entry.to_json().encode())
+
+
+def snake(ordered: Iterable[T], count: int, array_size: int) -> Iterator[tuple[int, int, T]]:
+    """(index, shard, item) in index order for items given largest first.
+
+    Each child takes one item per lap of `array_size`; odd laps run backwards, so the child that got the
+    biggest of one lap gets the smallest of the next. Holds one lap (at most MAX_ARRAY_SIZE items).
+    """
+    lap: list[T] = []
+    laps = 0
+    for item in ordered:
+        lap.append(item)
+        if len(lap) == array_size or laps * array_size + len(lap) == count:
+            base = laps * array_size
+            for offset, dealt in enumerate(lap[::-1] if laps % 2 else lap):
+                yield base + offset, offset, dealt
+            lap, laps = [], laps + 1
+
+
+def deal(entries: list[ManifestEntry], array_size: int) -> list[ManifestEntry]:
+    """Order entries so that child i (index % size == i) gets a fair share of the bytes (in memory)."""
+    ordered = sorted(entries, key=lambda e: (-e.size, sort_token(e.key)))
+    return [entry for _index, _shard, entry in snake(ordered, len(ordered), array_size)]
+
+
+# --- 3. write ---------------------------------------------------------------------------------
 
 
 def write_manifest(
-    s3: Any, layout: RunLayout, todo: list[ManifestEntry], requested_array_size: int, rnd: int,
-    listed: int | None = None, skipped: int = 0, known_failures: int = 0, collisions: int = 0,
+    s3: Any, layout: RunLayout, todo: Iterable[ManifestEntry], requested_array_size: int, rnd: int,
+    listed: int | None = None, skipped: int = 0, known_failures: int = 0, collisions: int = 0, *, counts: Triage | None = None,
 ) -> Plan:
-    size = effective_array_size(len(todo), requested_array_size)
-    key = layout.manifest_key(rnd)
-    count = s3io.write_jsonl(s3, layout.run.bucket, key, deal(todo, size))
-    log.info("round %d: %d PDF(s) to convert in %d shard(s), %d already converted", rnd, count, size, skipped)
-    return Plan(
-        manifest_uri=layout.uri(key), round=rnd,
-        listed=len(todo) + skipped + known_failures + collisions if listed is None else listed,
-        skipped=skipped, known_failures=known_failures, collisions=collisions, entries=count, bytes=sum(e.size for e in todo), array_size=size,
+    """Deal `todo` and write round `rnd`'s manifests and plan; `counts` (a finished Triage) supplies the figures."""
+    total_bytes = 0
+    with ExternalSort() as by_size:
+        for entry in todo:
+            total_bytes += entry.size
+            by_size.add(_size_line(entry))
+        if counts is not None:
+            listed, skipped, known_failures, collisions = counts.listed, counts.skipped, counts.known_failures, counts.collisions
+        count = by_size.count
+        size = effective_array_size(count, requested_array_size)
+        _write_dealt((line.split(b"\t", 2)[2] for line in by_size.sorted()), count, size, s3, layout, rnd)
+    plan = Plan(
+        manifest_uri=layout.uri(layout.shard_manifests_prefix(rnd)), round=rnd,
+        listed=count + skipped + known_failures + collisions if listed is None else listed,
+        skipped=skipped, known_failures=known_failures, collisions=collisions, entries=count, bytes=total_bytes, array_size=size,
     )
+    s3io.put_json(s3, layout.run.bucket, layout.plan_key(rnd), plan)
+    log.info("round %d: %d PDF(s) to convert in %d shard(s), %d already converted", rnd, count, size, skipped)
+    return plan
+
+
+def _write_dealt(ordered: Iterable[bytes], count: int, array_size: int, s3: Any, layout: RunLayout, rnd: int) -> None:
+    """manifest.jsonl in index order while the same lines go to a sort by shard; then one object per shard."""
+    bucket = layout.run.bucket
+    with ExternalSort() as by_shard:
+        with s3io.JsonlUpload(s3, bucket, layout.manifest_key(rnd)) as whole:
+            for index, shard, line in snake(ordered, count, array_size):
+                whole.add_line(line)
+                by_shard.add(b"%05d%012d" % (shard, index) + line)
+        _upload_shards(s3, bucket, layout.shard_manifests_prefix(rnd), by_shard.sorted(), array_size)
+
+
+def _upload_shards(s3: Any, bucket: str, prefix: str, lines: Iterator[bytes], array_size: int) -> None:
+    """Group the shard-sorted lines into one PUT per shard (every shard gets an object, even an empty one)."""
+    assert array_size <= MAX_ARRAY_SIZE
+    slots = threading.BoundedSemaphore(UPLOAD_THREADS * 2)
+    pending: list[Future[None]] = []
+
+    def put(shard: int, body: bytes) -> None:
+        try:
+            s3io.put_bytes(s3, bucket, shard_manifest_key(prefix, shard, array_size), body)
+        finally:
+            slots.release()
+
+    with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+        def submit(shard: int, body: bytes) -> None:
+            slots.acquire()
+            pending.append(pool.submit(put, shard, body))
+
+        current, body = 0, bytearray()
+        for line in lines:
+            shard = int(line[:5])
+            while current < shard:
+                submit(current, bytes(body))
+                current, body = current + 1, bytearray()
+            body += line[17:]
+        while current < array_size:
+            submit(current, bytes(body))
+            current, body = current + 1, bytearray()
+    for future in pending:
+        future.result()

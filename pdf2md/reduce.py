@@ -1,101 +1,218 @@
-"""After a round: what was converted, what failed for good, and what goes into the next round."""
+"""After a round: what was converted, what failed for good, and what goes into the next round.
+
+Shard by shard, in parallel: every attempt's results, the latest attempt's failure records, and only for
+a shard whose child never wrote its records (SIGKILL, OOM) its manifest and one HEAD per PDF not yet
+accounted for. Nothing lists the outputs, and memory holds a few shards at a time, whatever the size.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pdf2md import s3 as s3io
 from pdf2md.contracts import (
+    ErrorKind,
     FailureRecord,
     ManifestEntry,
     OutputMeta,
+    Plan,
     RoundSummary,
     RunLayout,
     S3Uri,
-    is_retryable,
     is_up_to_date,
-    markdown_rel,
+    load_jsonl,
+    output_key,
+    shard_manifest_key,
 )
-from pdf2md.plan import Plan, output_index, write_manifest
+from pdf2md.plan import write_manifest
 
 log = logging.getLogger(__name__)
 
+READ_THREADS = 32
+"""Shards reduced at once (each is a few GETs)."""
+_SHARD_FILE = re.compile(r"shard-(\d+)\.attempt-(\d+)\.jsonl$")
+LOST_MESSAGE = "no output and no failure record: the child stopped without reporting"
 
-def reduce_round(s3: Any, layout: RunLayout, rnd: int, output_uri: str, array_size: int, rerun: bool) -> RoundSummary:
-    """Split the round's manifest into converted, permanently failed and retryable; write the rerun manifest."""
+
+@dataclass
+class ShardFiles:
+    """A shard's record files in one round, from one listing of the round's prefixes."""
+
+    results: list[str] = field(default_factory=list)
+    failures: tuple[int, str, int] | None = None
+    """The latest attempt's failure file: (attempt, key, size)."""
+
+
+@dataclass
+class RoundFiles:
+    shards: dict[int, ShardFiles]
+    planner_failures: str | None
+    """round-000/failures/planner.jsonl: the key collisions the planner refused."""
+
+
+def round_files(s3: Any, layout: RunLayout, rnd: int) -> RoundFiles:
+    """Every shard's results and latest failures file of a round (two listings, 10 pages at 10,000 shards)."""
     bucket = layout.run.bucket
-    entries = list(s3io.read_jsonl(s3, bucket, layout.manifest_key(rnd), ManifestEntry))
-    done = output_index(s3, S3Uri.parse(output_uri)).markdown
-    results = {m.source_uri: m for m in _all_records(s3, bucket, layout.results_prefix(rnd), OutputMeta)}
-    failures = _latest_failures(s3, bucket, layout.failures_prefix(rnd))
-    summary = RoundSummary(round=rnd, planned=len(entries))
+    shards: dict[int, ShardFiles] = {}
+    planner = None
+    for obj in s3io.iter_objects(s3, S3Uri(bucket, layout.results_prefix(rnd))):
+        if m := _SHARD_FILE.search(obj.key):
+            shards.setdefault(int(m.group(1)), ShardFiles()).results.append(obj.key)
+    for obj in s3io.iter_objects(s3, S3Uri(bucket, layout.failures_prefix(rnd))):
+        if m := _SHARD_FILE.search(obj.key):
+            files = shards.setdefault(int(m.group(1)), ShardFiles())
+            attempt = int(m.group(2))
+            if files.failures is None or attempt >= files.failures[0]:
+                files.failures = (attempt, obj.key, obj.size)
+        elif obj.key.endswith("/planner.jsonl"):
+            planner = obj.key
+    return RoundFiles(shards, planner)
+
+
+@dataclass
+class ShardOutcome:
+    converted: int = 0
+    skipped: int = 0
+    pages: int = 0
+    seconds: float = 0.0
+    permanent: Counter[str] = field(default_factory=Counter)
+    retry: list[FailureRecord] = field(default_factory=list)
+
+
+def reduce_round(s3: Any, layout: RunLayout, rnd: int, output_uri: str, array_size: int, rerun: bool, *, run_id: str = "") -> RoundSummary:
+    """Split the round's PDFs into converted, skipped, permanently failed and retryable; write the rerun manifest.
+
+    `run_id` names the run in the records of PDFs lost without a word (default: the run's folder name).
+    """
+    bucket = layout.run.bucket
+    plan = s3io.get_json(s3, bucket, layout.plan_key(rnd), Plan)
+    if plan is None:
+        raise ValueError(f"round {rnd} has no plan at {layout.uri(layout.plan_key(rnd))}")
+    files = round_files(s3, layout, rnd)
+    reducer = _ShardReducer(s3, layout, plan, S3Uri.parse(output_uri), run_id or layout.run.prefix.rstrip("/").rsplit("/", 1)[-1])
+    summary = RoundSummary(round=rnd, planned=plan.entries)
     permanent: Counter[str] = Counter()
-    retry: list[FailureRecord] = []
-    for entry in entries:
-        if is_up_to_date(done.get(markdown_rel(entry.rel)), entry.mtime):
-            meta = results.get(entry.uri)
-            if meta is None:
-                summary.skipped += 1
-            else:
-                summary.converted += 1
-                summary.pages += meta.pages
-                summary.converter_seconds += meta.seconds
-            continue
-        failure = failures.get(entry.key) or _lost(entry, rnd, layout)
-        if failure.retryable:
-            retry.append(failure)
-        else:
-            permanent[failure.error_class] += 1
-    summary.permanent_by_class = dict(permanent)
-    summary.retryable_by_class = dict(Counter(f.error_class for f in retry))
-    if retry and rerun:
-        plan: Plan = write_manifest(s3, layout, [f.to_manifest_entry() for f in retry], array_size, rnd + 1)
-        summary.rerun_manifest_uri, summary.rerun_array_size, summary.rerun_entries = plan.manifest_uri, plan.array_size, plan.entries
+    retryable: Counter[str] = Counter()
+    with tempfile.TemporaryFile() as retries, ThreadPoolExecutor(READ_THREADS) as pool:
+        for outcome in pool.map(lambda shard: reducer.reduce(shard, files.shards.get(shard, ShardFiles())), range(plan.array_size)):
+            summary.converted += outcome.converted
+            summary.skipped += outcome.skipped
+            summary.pages += outcome.pages
+            summary.converter_seconds += outcome.seconds
+            permanent.update(outcome.permanent)
+            for failure in outcome.retry:
+                retryable[failure.error_class] += 1
+                retries.write((failure.to_manifest_entry().to_json() + "\n").encode())
+        summary.permanent_by_class = {str(k): v for k, v in permanent.items()}
+        summary.retryable_by_class = {str(k): v for k, v in retryable.items()}
+        if retryable and rerun:
+            retries.seek(0)
+            rerun_plan = write_manifest(s3, layout, load_jsonl(ManifestEntry, retries), array_size, rnd + 1)
+            summary.rerun_manifest_uri, summary.rerun_array_size, summary.rerun_entries = (
+                rerun_plan.manifest_uri, rerun_plan.array_size, rerun_plan.entries)
     s3io.put_json(s3, bucket, layout.summary_key(rnd), summary)
     log.info("round %d: %d converted, %d skipped, %d failed for good, %d retryable%s", rnd, summary.converted,
-             summary.skipped, sum(permanent.values()), len(retry), f" → round {rnd + 1}" if summary.rerun_entries else "")
+             summary.skipped, sum(permanent.values()), sum(retryable.values()),
+             f" → round {rnd + 1}" if summary.rerun_entries else "")
     return summary
 
 
-def failures_of_run(s3: Any, layout: RunLayout, rounds: int, limit: int = 1000) -> list[FailureRecord]:
-    """The failures still standing at the end: each key's record from the last round it appeared in."""
-    latest: dict[str, FailureRecord] = {}
-    for rnd in range(rounds):
-        latest.update(_latest_failures(s3, layout.run.bucket, layout.failures_prefix(rnd)))
-    done_keys = {m.source_uri for rnd in range(rounds) for m in _all_records(s3, layout.run.bucket, layout.results_prefix(rnd), OutputMeta)}
-    standing = [f for f in latest.values() if f"s3://{f.bucket}/{f.key}" not in done_keys]
-    return sorted(standing, key=lambda f: (f.error_class, f.key))[:limit]
+@dataclass
+class _ShardReducer:
+    s3: Any
+    layout: RunLayout
+    plan: Plan
+    output: S3Uri
+    run_id: str
+
+    def reduce(self, shard: int, files: ShardFiles) -> ShardOutcome:
+        bucket = self.layout.run.bucket
+        outcome = ShardOutcome()
+        converted = _converted(self.s3, bucket, files.results)
+        outcome.converted = len(converted)
+        outcome.pages = sum(m.pages for m in converted.values())
+        outcome.seconds = sum(m.seconds for m in converted.values())
+        if files.failures is not None:
+            failures = [f for f in _failures(self.s3, bucket, files.failures) if f"s3://{f.bucket}/{f.key}" not in converted]
+            outcome.skipped = self.plan.shard_entries(shard) - outcome.converted - len(failures)
+        else:
+            failures = list(self._unreported(shard, converted, outcome))
+        for failure in failures:
+            if failure.retryable:
+                outcome.retry.append(failure)
+            else:
+                outcome.permanent[failure.error_class] += 1
+        return outcome
+
+    def _unreported(self, shard: int, converted: dict[str, OutputMeta], outcome: ShardOutcome) -> Iterator[FailureRecord]:
+        """The child never wrote its records: each PDF without a result is done if its output is up to
+        date (one HEAD), else lost, and worth another try."""
+        manifest = S3Uri.parse(self.plan.manifest_uri)
+        body = s3io.get_bytes(self.s3, manifest.bucket, shard_manifest_key(manifest.prefix, shard, self.plan.array_size))
+        for entry in load_jsonl(ManifestEntry, body.splitlines()):
+            if entry.uri in converted:
+                continue
+            head = s3io.head(self.s3, self.output.bucket, output_key(self.output, entry.rel))
+            if head is not None and is_up_to_date(head["LastModified"].timestamp(), entry.mtime):
+                outcome.skipped += 1
+            else:
+                yield lost(entry, self.plan.round, self.run_id)
 
 
-def _all_records(s3: Any, bucket: str, prefix: str, cls: type) -> list[Any]:
-    records: list[Any] = []
-    for obj in s3io.iter_objects(s3, S3Uri(bucket, prefix)):
-        records.extend(s3io.read_jsonl(s3, bucket, obj.key, cls))
-    return records
-
-
-def _latest_failures(s3: Any, bucket: str, prefix: str) -> dict[str, FailureRecord]:
-    """Per shard only its last attempt's file counts: a later attempt redid everything not done."""
-    latest_file: dict[str, tuple[int, str]] = {}
-    for obj in s3io.iter_objects(s3, S3Uri(bucket, prefix)):
-        name = obj.key.rsplit("/", 1)[-1]
-        shard, _, rest = name.partition(".attempt-")
-        attempt = int(rest.split(".", 1)[0]) if rest[:1].isdigit() else 0
-        if attempt >= latest_file.get(shard, (-1, ""))[0]:
-            latest_file[shard] = (attempt, obj.key)
-    failures: dict[str, FailureRecord] = {}
-    for _attempt, key in latest_file.values():
-        for record in s3io.read_jsonl(s3, bucket, key, FailureRecord):
-            failures[record.key] = record
-    return failures
-
-
-def _lost(entry: ManifestEntry, rnd: int, layout: RunLayout) -> FailureRecord:
+def lost(entry: ManifestEntry, rnd: int, run_id: str) -> FailureRecord:
     """No output and no record: the child died without a word (SIGKILL, OOM). Worth another try."""
-    return FailureRecord(
-        key=entry.key, rel=entry.rel, bucket=entry.bucket, etag=entry.etag, size=entry.size, mtime=entry.mtime,
-        error_class="interrupted", message="no output and no failure record: the child stopped without reporting",
-        retryable=is_retryable("interrupted"), attempt=entry.attempt, shard=-1, round=rnd, run_id=layout.run.prefix,
-    )
+    return FailureRecord.of(entry, ErrorKind.INTERRUPTED, LOST_MESSAGE, shard=-1, round=rnd, run_id=run_id)
+
+
+def _converted(s3: Any, bucket: str, keys: list[str]) -> dict[str, OutputMeta]:
+    """Every attempt's results of a shard, by source URI."""
+    return {m.source_uri: m for key in keys for m in s3io.read_jsonl(s3, bucket, key, OutputMeta)}
+
+
+def _failures(s3: Any, bucket: str, latest: tuple[int, str, int]) -> list[FailureRecord]:
+    """Per shard only its last attempt's file counts: a later attempt redid everything not done."""
+    _attempt, key, size = latest
+    return list(s3io.read_jsonl(s3, bucket, key, FailureRecord)) if size else []
+
+
+def failures_of_run(s3: Any, layout: RunLayout, rounds: int, limit: int = 1000) -> list[FailureRecord]:
+    """The failures still standing at the end: each PDF's record from the last round it appeared in.
+
+    Rounds are read from the last back: a PDF a later round converted or failed again is settled there.
+    Shards with an empty failure file cost no GET.
+    """
+    bucket = layout.run.bucket
+    standing: dict[str, FailureRecord] = {}
+    settled: set[str] = set()
+    for rnd in reversed(range(rounds)):
+        files = round_files(s3, layout, rnd)
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            rerun_round = [rnd > 0] * len(files.shards)
+            per_shard = list(pool.map(partial(_standing_in_shard, s3, bucket), files.shards.values(), rerun_round))
+        planner = list(s3io.read_jsonl(s3, bucket, files.planner_failures, FailureRecord)) if files.planner_failures else []
+        seen: set[str] = set()
+        for failures, converted in [*per_shard, (planner, set())]:
+            seen |= converted
+            for f in failures:
+                uri = f"s3://{f.bucket}/{f.key}"
+                seen.add(uri)
+                if uri not in settled:
+                    standing.setdefault(uri, f)
+        settled |= seen
+    return sorted(standing.values(), key=lambda f: (f.error_class, f.key))[:limit]
+
+
+def _standing_in_shard(s3: Any, bucket: str, files: ShardFiles, rerun_round: bool) -> tuple[list[FailureRecord], set[str]]:
+    """A shard's failures that no attempt converted; and, in a rerun round, the PDFs it converted (which
+    settle their earlier rounds' failures; round 0's results are never needed)."""
+    failures = _failures(s3, bucket, files.failures) if files.failures else []
+    converted = _converted(s3, bucket, files.results) if failures or rerun_round else {}
+    return [f for f in failures if f"s3://{f.bucket}/{f.key}" not in converted], set(converted) if rerun_round else set()

@@ -8,7 +8,8 @@ from typing import Any
 from pdf2md.budget import Price, estimate, estimate_pages, spot_price
 from pdf2md.contracts import ManifestEntry, S3Uri, shard_of
 from pdf2md.events import entries_from_messages
-from pdf2md.plan import OutputIndex, deal, pending
+from pdf2md.plan import Triage, deal, drop_collisions, snake
+from pdf2md.s3 import ObjectInfo
 
 
 def _entry(key: str, size: int, mtime: float = 100.0) -> ManifestEntry:
@@ -24,13 +25,38 @@ def test_deal_balances_bytes_across_shards() -> None:
     assert (dealt[0].size, dealt[4].size, dealt[7].size) == (100, 30, 60), "snake: lap 2 runs backwards"
 
 
-def test_pending_skips_up_to_date_outputs_and_known_failures() -> None:
+def _triage(entries: list[ManifestEntry], outputs: list[ObjectInfo], retry_failed: bool = False) -> tuple[list[ManifestEntry], Triage]:
+    triage = Triage(retry_failed=retry_failed)
+    todo = list(triage.todo(entries, outputs, S3Uri("o", "md/"), lambda entry, owner: None))
+    return sorted(todo, key=lambda e: e.key), triage
+
+
+def test_triage_skips_up_to_date_outputs_and_known_failures() -> None:
     entries = [_entry("a.pdf", 1, mtime=10), _entry("b.pdf", 1, mtime=10), _entry("c.pdf", 1, mtime=10), _entry("d.pdf", 1, mtime=30)]
-    index = OutputIndex(markdown={"a.md": 20, "d.md": 20}, failed={"b.md": 20})
-    todo, skipped, known = pending(entries, index)
-    assert [e.key for e in todo] == ["c.pdf", "d.pdf"] and (skipped, known) == (1, 1)
-    todo, _, _ = pending(entries, index, retry_failed=True)
+    outputs = [ObjectInfo("md/a.md", 5, "ea", 20), ObjectInfo("md/d.md", 5, "ed", 20), ObjectInfo("md/_pdf2md/failed/b.json", 5, "x", 20),
+               ObjectInfo("md/notes.txt", 5, "n", 20)]
+    todo, triage = _triage(entries, outputs)
+    assert [e.key for e in todo] == ["c.pdf", "d.pdf"] and (triage.skipped, triage.known_failures) == (1, 1)
+    assert [e.replaces for e in todo] == ["", "ed"], "a stale output's ETag travels in the manifest (If-Match)"
+    todo, _ = _triage(entries, outputs, retry_failed=True)
     assert [e.key for e in todo] == ["b.pdf", "c.pdf", "d.pdf"]
+
+
+def test_keys_that_share_an_output_keep_the_first_in_key_order() -> None:
+    entries = [_entry("a.pdf", 1), _entry("A.pdf", 1), _entry("x/a.PDF", 1), _entry("x/a.pdf", 2), _entry("x//a.pdf", 3)]
+    entries = [ManifestEntry("b", e.key, e.key.replace("//", "/"), e.size, "e") for e in entries]
+    kept, refused = drop_collisions(entries)
+    assert sorted(e.key for e in kept) == ["A.pdf", "a.pdf", "x//a.pdf"]
+    assert sorted(e.key for e in refused) == ["x/a.PDF", "x/a.pdf"]
+
+
+def test_snake_deals_a_stream_exactly_as_the_in_memory_deal() -> None:
+    entries = [_entry(f"{i:03d}.pdf", (i * 7919) % 1000) for i in range(257)]
+    for size in (1, 2, 10, 256, 257):
+        ordered = sorted(entries, key=lambda e: (-e.size, e.key))
+        streamed = list(snake(ordered, len(ordered), size))
+        assert [e for _, _, e in streamed] == deal(entries, size)
+        assert all(shard == shard_of(index, size) for index, shard, _ in streamed)
 
 
 class _Ec2:

@@ -24,8 +24,8 @@ import urllib3
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 
-from batch_jobs import worker
 from pdf2md import s3 as s3io
+from pdf2md import worker
 from pdf2md.contracts import FailureRecord, JobSettings, ManifestEntry, OutputMeta, RunLayout, S3Uri, is_retryable, output_key
 from pdf2md.plan import plan_round
 from tests.conftest import GOOD_SAMPLES, SAMPLES
@@ -155,7 +155,7 @@ def _shard_records(s3: Any, bucket: str, run_id: str = "r1") -> tuple[list[Outpu
 def test_the_project_client_uses_botocore_standard_retries() -> None:
     client = _client()
     assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}
-    source = "\n".join(p.read_text() for p in (REPO / "pdf2md" / "s3.py", REPO / "pdf2md" / "plan.py", REPO / "batch_jobs" / "worker.py"))
+    source = "\n".join(p.read_text() for p in (REPO / "pdf2md" / n for n in ("s3.py", "plan.py", "worker.py", "progress.py", "reduce.py")))
     assert "time.sleep" not in source and "for attempt" not in source, "retries belong to botocore, not to hand-written loops"
 
 
@@ -184,7 +184,6 @@ def test_worker_converts_everything_once_through_transient_faults(s3: Any, bucke
     client = _client()
     faults = (Injector(client)
               .add("GetObject", "manifest.jsonl", ["slowdown", "reset"])
-              .add("ListObjectsV2", f"/{bucket}", ["internal"])
               .add("GetObject", "/in/d0/", ["slowdown", "internal"])   # every first and second GET of these PDFs
               .add("GetObject", "/in/d1/", ["reset"])
               .add("PutObject", "/out/", ["slowdown"])                  # the first PUT of every Markdown
@@ -198,7 +197,8 @@ def test_worker_converts_everything_once_through_transient_faults(s3: Any, bucke
     assert sorted(sources) == sorted(f"s3://{bucket}/{k}" for k in keys) and set(sources.values()) == {1}
     outputs = sorted(o.key for o in s3io.iter_objects(s3, S3Uri(bucket, "out/")))
     assert outputs == sorted(output_key(S3Uri(bucket, "out/"), k.removeprefix("in/")) for k in keys)
-    assert faults.injected == Counter({"slowdown": 1 + 3 + 6, "internal": 1 + 3 + 1, "reset": 1 + 3 + 1})
+    assert faults.injected == Counter({"slowdown": 1 + 3 + 6, "internal": 3 + 1, "reset": 1 + 3 + 1})
+    assert faults.attempts("ListObjectsV2") == 0, "a child lists nothing: the manifest says what exists"
     assert len(backoff) == sum(faults.injected.values())
     # Retries cost requests, not conversions: each PDF was fetched (1 + its faults) times, put twice.
     assert faults.attempts("GetObject", "/in/d0/") == 3 * 3 and faults.attempts("GetObject", "/in/d1/") == 3 * 2

@@ -1,0 +1,321 @@
+"""One array child (`pdf2md worker`; batch_jobs/worker.py is the image's entrypoint to it).
+
+Child i converts the manifest entries with index % size == i, and its start-up costs the same at any
+collection size: one GET of its own shard manifest and its progress records, no listing. The planner's
+decision travels in each entry (new, or the ETag of the stale output it replaces); conditional puts
+settle races as before (two attempts can't both write one output). A shard that may have been worked on
+already (a retried attempt, a resubmitted round, a rerun round's entry) checks each output with one HEAD
+before converting. Everything this attempt could not finish is written down as a failure record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pdf2md import progress
+from pdf2md import s3 as s3io
+from pdf2md.contracts import (
+    CONVERTER_VERSION,
+    ErrorKind,
+    FailureRecord,
+    JobSettings,
+    ManifestEntry,
+    OutputMeta,
+    RunLayout,
+    S3Uri,
+    ShardProgress,
+    ShardState,
+    failure_marker_key,
+    is_sharded_manifest,
+    is_up_to_date,
+    load_jsonl,
+    normalize_etag,
+    output_key,
+    shard_manifest_key,
+    shard_of,
+    whole_manifest_key,
+)
+from pdf2md.convert import Conversion, ConversionError, ConvertOptions
+from pdf2md.isolation import IsolatedConverter
+
+log = logging.getLogger(__name__)
+
+EXIT_DONE = 0
+EXIT_SHARD_FAULT = 1
+EXIT_INTERRUPTED = 143
+WRITE_ID_META = "write-id"
+"""x-amz-meta-write-id: a random token per Markdown PUT (see _publish)."""
+
+
+@dataclass
+class ShardWork:
+    """What this attempt has done so far; turned into the progress, results and failure files."""
+
+    settings: JobSettings
+    entries: list[ManifestEntry]
+    started_at: float = field(default_factory=time.time)
+    converted: list[OutputMeta] = field(default_factory=list)
+    failures: list[FailureRecord] = field(default_factory=list)
+    skipped: int = 0
+    pages: int = 0
+
+    def fail(self, entry: ManifestEntry, error_class: ErrorKind | str, message: str) -> FailureRecord:
+        s = self.settings
+        log.warning("%s: %s: %s", entry.key, error_class, message)
+        record = FailureRecord.of(entry, error_class, message, shard=s.array_index, round=s.round, run_id=s.run_id)
+        self.failures.append(record)
+        return record
+
+    def progress(self, state: ShardState) -> ShardProgress:
+        s = self.settings
+        now = time.time()
+        return ShardProgress(
+            run_id=s.run_id,
+            round=s.round,
+            shard=s.array_index,
+            attempt=s.attempt,
+            state=state,
+            assigned=len(self.entries),
+            converted=len(self.converted),
+            skipped=self.skipped,
+            failed=len(self.failures),
+            pages=self.pages,
+            started_at=self.started_at,
+            updated_at=now,
+            seconds=round(now - self.started_at, 3),
+        )
+
+
+class StopFlag:
+    """Set by SIGTERM (Spot reclaim): no new PDF starts, the one in flight is cut."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+    def set(self, signum: int = signal.SIGTERM, _frame: FrameType | None = None) -> None:
+        if not self._event.is_set():
+            log.warning("received %s: finishing the shard's records and exiting", signal.Signals(signum).name)
+        self._event.set()
+
+
+def run(settings: JobSettings, s3: Any | None = None, stop: StopFlag | None = None) -> int:
+    """Convert this child's shard; the exit code says whether the shard itself finished."""
+    s3 = s3 or s3io.client()
+    stop = stop or StopFlag()
+    layout = RunLayout(S3Uri.parse(settings.run_uri))
+    try:
+        entries = read_shard(s3, settings)
+        passwords = _passwords(s3, settings.passwords_uri)
+    except (ClientError, BotoCoreError, ValueError) as exc:
+        log.error("cannot start shard %d: %s", settings.array_index, exc)
+        return EXIT_SHARD_FAULT
+    state = ShardWork(settings, entries)
+    options = ConvertOptions(backend=settings.backend, passwords=passwords, max_pages=settings.max_pages)
+    reporter = _ProgressWriter(s3, layout, state)
+    try:
+        earlier = reporter.write(ShardState.RUNNING)
+    except (ClientError, BotoCoreError) as exc:
+        log.error("cannot start shard %d: progress not written: %s", settings.array_index, exc)
+        return EXIT_SHARD_FAULT
+    recheck = settings.attempt > 1 or earlier is not None
+    log.info("shard %d/%d: %d PDF(s) assigned (round %d, attempt %d%s)", settings.array_index, settings.array_size,
+             len(entries), settings.round, settings.attempt, "; outputs checked before converting" if recheck else "")
+    with tempfile.TemporaryDirectory(prefix="pdf2md-") as tmp, IsolatedConverter(
+        options, settings.pdf_timeout_s, settings.pdf_memory_mb
+    ) as converter:
+        for n, entry in enumerate(entries):
+            if stop():
+                for rest in entries[n:]:
+                    state.fail(rest, ErrorKind.INTERRUPTED, "the shard was stopped before this PDF started")
+                break
+            _process(s3, settings, state, converter, entry, recheck or entry.attempt > 1, Path(tmp), stop)
+            reporter.maybe_write()
+    final = ShardState.INTERRUPTED if stop() else ShardState.DONE
+    try:
+        _write_records(s3, layout, state)
+        reporter.write(final)
+    except (ClientError, BotoCoreError) as exc:
+        log.error("cannot write shard %d's records: %s", settings.array_index, exc)
+        return EXIT_SHARD_FAULT
+    log.info("shard %d %s: %d converted, %d skipped, %d failed, %d pages in %.1f s", settings.array_index, final,
+             len(state.converted), state.skipped, len(state.failures), state.pages, time.time() - state.started_at)
+    return EXIT_INTERRUPTED if stop() else EXIT_DONE
+
+
+def read_shard(s3: Any, settings: JobSettings) -> list[ManifestEntry]:
+    """This child's entries: its own object of a sharded manifest (one GET, its share of the bytes), or
+    the index % size == i filter over a single JSON Lines manifest (hand-made ones, or an array of
+    another size than the planner dealt for)."""
+    uri = S3Uri.parse(settings.manifest_uri)
+    key = uri.prefix
+    if is_sharded_manifest(settings.manifest_uri):
+        try:
+            body = s3io.get_bytes(s3, uri.bucket, shard_manifest_key(uri.prefix, settings.array_index, settings.array_size))
+            return list(load_jsonl(ManifestEntry, body.splitlines()))
+        except ClientError as exc:
+            if not s3io.is_not_found(exc):
+                raise
+        key = whole_manifest_key(uri.prefix)
+        log.warning("no shard manifest for child %d of %d under %s: it was dealt for another array size; "
+                    "reading the whole manifest", settings.array_index, settings.array_size, settings.manifest_uri)
+    return [
+        e for i, e in enumerate(s3io.read_jsonl(s3, uri.bucket, key, ManifestEntry))
+        if shard_of(i, settings.array_size) == settings.array_index
+    ]
+
+
+def _passwords(s3: Any, uri: str | None) -> tuple[str, ...]:
+    """Passwords for encrypted PDFs come from an S3 object, never from the job's environment."""
+    if not uri:
+        return ()
+    loc = S3Uri.parse(uri)
+    data = json.loads(s3.get_object(Bucket=loc.bucket, Key=loc.prefix)["Body"].read())
+    if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
+        raise ValueError(f"{uri} must hold a JSON list of strings")
+    return tuple(data)
+
+
+def _process(
+    s3: Any, settings: JobSettings, state: ShardWork, converter: IsolatedConverter,
+    entry: ManifestEntry, recheck: bool, tmp: Path, stop: StopFlag,
+) -> None:
+    """One PDF: GET, convert, conditional PUT (and a HEAD first when it may be done already)."""
+    replaces: str | None = entry.replaces or None
+    if recheck:
+        output = S3Uri.parse(settings.output_uri)
+        try:
+            current = s3io.head(s3, output.bucket, output_key(output, entry.rel))
+        except (ClientError, BotoCoreError) as exc:
+            state.fail(entry, ErrorKind.S3_ERROR, f"checking the output: {exc}")
+            return
+        if current and is_up_to_date(current["LastModified"].timestamp(), entry.mtime):
+            state.skipped += 1
+            return
+        replaces = normalize_etag(current["ETag"]) if current else None
+    local = tmp / "input.pdf"
+    try:
+        s3io.download(s3, entry.bucket, entry.key, local)
+        conversion = converter.convert(local, cancel=stop)
+    except ConversionError as exc:
+        record = state.fail(entry, exc.error_class, exc.message)
+        if not record.retryable:
+            _mark_failed(s3, settings, state, record)
+        return
+    except (ClientError, BotoCoreError) as exc:
+        state.fail(entry, ErrorKind.S3_ERROR, f"reading the PDF: {exc}")
+        return
+    finally:
+        local.unlink(missing_ok=True)
+    _publish(s3, settings, state, entry, replaces, conversion)
+
+
+def _mark_failed(s3: Any, settings: JobSettings, state: ShardWork, record: FailureRecord) -> None:
+    """A permanent failure leaves a marker beside the outputs, so later plans skip this version."""
+    output = S3Uri.parse(settings.output_uri)
+    try:
+        s3io.put_json(s3, output.bucket, failure_marker_key(output, record.rel), record)
+    except (ClientError, BotoCoreError) as exc:
+        log.warning("%s: failure marker not written: %s", record.key, exc)
+
+
+def _publish(s3: Any, settings: JobSettings, state: ShardWork, entry: ManifestEntry,
+             replaces: str | None, conversion: Conversion) -> None:
+    """Write the Markdown once: create it, or replace the stale one (ETag `replaces`) only if nobody else did first."""
+    output = S3Uri.parse(settings.output_uri)
+    key = output_key(output, entry.rel)
+    meta = OutputMeta(
+        source_uri=entry.uri,
+        source_etag=entry.etag,
+        output_uri=f"s3://{output.bucket}/{key}",
+        converter_version=CONVERTER_VERSION,
+        backend=conversion.backend,
+        pages=conversion.pages,
+        seconds=round(conversion.seconds, 3),
+        run_id=settings.run_id,
+        gpu_peak_mb=conversion.gpu_peak_mb,
+        routes=[r.to_dict() for r in conversion.routes],
+    )
+    body = conversion.markdown.encode()
+    # A token for this one write: when botocore retries a PUT whose response was lost, the retry meets
+    # 412 and the HEAD below finds this token, i.e. our own write, not another attempt's.
+    write_id = uuid.uuid4().hex
+    put = dict(metadata={**meta.to_s3_metadata(), WRITE_ID_META: write_id}, content_type="text/markdown; charset=utf-8")
+    try:
+        won = s3io.put_conditional(s3, output.bucket, key, body, if_match=replaces, **put)
+        if not won:
+            current = s3io.head(s3, output.bucket, key)
+            if current and current.get("Metadata", {}).get(WRITE_ID_META) == write_id:
+                log.info("%s: written (a retried PUT whose first response was lost)", entry.key)
+                won = True
+            elif current and normalize_etag(current.get("Metadata", {}).get("source-etag", "")) == normalize_etag(entry.etag):
+                log.info("%s: another attempt wrote it first", entry.key)
+                state.skipped += 1
+                return
+            else:
+                won = s3io.put_conditional(
+                    s3, output.bucket, key, body, if_match=normalize_etag(current["ETag"]) if current else None, **put
+                )
+    except (ClientError, BotoCoreError) as exc:
+        state.fail(entry, ErrorKind.S3_ERROR, f"writing the Markdown: {exc}")
+        return
+    if not won:
+        state.skipped += 1
+        return
+    state.converted.append(meta)
+    state.pages += conversion.pages
+
+
+def _write_records(s3: Any, layout: RunLayout, state: ShardWork) -> None:
+    s = state.settings
+    bucket = layout.run.bucket
+    s3io.write_jsonl(s3, bucket, layout.failures_key(s.round, s.array_index, s.attempt), state.failures)
+    s3io.write_jsonl(s3, bucket, layout.results_key(s.round, s.array_index, s.attempt), state.converted)
+
+
+class _ProgressWriter:
+    """Rewrites the shard's progress (its record and its band) at most every progress.every_s (a PUT is not free)."""
+
+    def __init__(self, s3: Any, layout: RunLayout, state: ShardWork) -> None:
+        self._s3, self._layout, self._state = s3, layout, state
+        self._every = progress.every_s(state.settings.array_size)
+        self._last = 0.0
+
+    def maybe_write(self) -> None:
+        if time.monotonic() - self._last >= self._every:
+            try:
+                self.write(ShardState.RUNNING)
+            except (ClientError, BotoCoreError) as exc:
+                log.warning("progress not written (will retry): %s", exc)
+
+    def write(self, state: ShardState) -> ShardProgress | None:
+        """Publish the shard's record; returns the band's earlier record of this shard, if any."""
+        self._last = time.monotonic()
+        return progress.publish(self._s3, self._layout, self._state.progress(state))
+
+
+def main(env: dict[str, str]) -> int:
+    """Read the job's environment, install the SIGTERM handler, run the shard."""
+    try:
+        settings = JobSettings.from_env(env)
+    except ValueError as exc:
+        log.error("bad job environment: %s", exc)
+        return EXIT_SHARD_FAULT
+    stop = StopFlag()
+    signal.signal(signal.SIGTERM, stop.set)
+    signal.signal(signal.SIGINT, stop.set)
+    return run(settings, stop=stop)
