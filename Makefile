@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[airflow,ocr,dolphin,local,dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[airflow,inventory,ocr,dolphin,local,dev]'
 	touch $@
 
 demo: $(STAMP)
@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/text_quality.py
 	$(BIN)/python bench/nasty.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/scale.py --keys 10000000 --array-size 10000
 
 bench-gpu: $(STAMP)
 	$(BIN)/python bench/dolphin_gpu.py --tiny 1.x
@@ -55,4 +56,4 @@ lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^pdf2md' > constraints.txt
 
 clean:
-	rm -rf $(VENV) .venv-checkov demo-output .pytest_cache
+	rm -rf $(VENV) .venv-checkov .bench-venvs demo-output .pytest_cache
