@@ -38,6 +38,9 @@ ENV_BACKEND = "PDF2MD_BACKEND"
 ENV_PDF_TIMEOUT_S = "PDF2MD_PDF_TIMEOUT_S"
 ENV_PDF_MEMORY_MB = "PDF2MD_PDF_MEMORY_MB"
 ENV_MAX_PAGES = "PDF2MD_MAX_PAGES"
+ENV_JOBS = "PDF2MD_JOBS"
+"""Converter processes per array child (each one PDF at a time, under its own limits); 0 or unset: as many as
+the container's CPUs and memory allow (pdf2md.machine)."""
 ENV_PASSWORDS_URI = "PDF2MD_PASSWORDS_URI"
 """Optional s3:// URI of a JSON list of passwords to try on encrypted PDFs (never in the job env)."""
 ENV_MODEL_DIR = "PDF2MD_MODEL_DIR"
@@ -59,6 +62,7 @@ JOB_ENV_NAMES: tuple[str, ...] = (
     ENV_PDF_TIMEOUT_S,
     ENV_PDF_MEMORY_MB,
     ENV_MAX_PAGES,
+    ENV_JOBS,
     ENV_PASSWORDS_URI,
     ENV_MODEL_DIR,
     ENV_MODEL_URI,
@@ -76,6 +80,20 @@ DEFAULT_JOB_QUEUE = "pdf2md-spot"
 DEFAULT_JOB_DEFINITION = "pdf2md-worker"
 DEFAULT_RUNS_PREFIX = "pdf2md-runs/"
 """Run artefacts live under s3://<output bucket>/pdf2md-runs/<run id>/ (terraform expires them)."""
+DEFAULT_INPUT_URI = "s3://pdf2md-input/"
+DEFAULT_OUTPUT_URI = "s3://pdf2md-output/markdown/"
+"""The DAGs' Input and Output when ENV_INPUT_URI / ENV_OUTPUT_URI are unset (terraform's bucket names)."""
+
+# The deployment's environment (Airflow's and a shell's): defaults of the trigger form and of
+# `pdf2md status`. ENV_OUTPUT_URI above doubles as the default Output.
+ENV_INPUT_URI = "PDF2MD_INPUT_URI"
+"""The default Input; with ENV_OUTPUT_URI set too, the backfill DAG runs daily."""
+ENV_RUNS_URI = "PDF2MD_RUNS_URI"
+ENV_JOB_QUEUE = "PDF2MD_JOB_QUEUE"
+ENV_JOB_DEFINITION = "PDF2MD_JOB_DEFINITION"
+ENV_SQS_QUEUE_URL = "PDF2MD_SQS_QUEUE_URL"
+"""The S3-event DAG's queue; unset: the DAG runs only when triggered."""
+ENV_POLL_INTERVAL_S = "PDF2MD_POLL_INTERVAL_S"
 
 MIN_ARRAY_SIZE = 2
 MAX_ARRAY_SIZE = 10_000
@@ -98,6 +116,8 @@ class JobSettings:
     pdf_memory_mb: int = DEFAULT_PDF_MEMORY_MB
     max_pages: int = DEFAULT_MAX_PAGES
     passwords_uri: str | None = None
+    jobs: int = 0
+    """Converter processes (0: as many as the machine allows)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JobSettings:
@@ -119,11 +139,14 @@ class JobSettings:
             pdf_memory_mb=_int_env(env, ENV_PDF_MEMORY_MB, DEFAULT_PDF_MEMORY_MB),
             max_pages=_int_env(env, ENV_MAX_PAGES, DEFAULT_MAX_PAGES),
             passwords_uri=env.get(ENV_PASSWORDS_URI) or None,
+            jobs=_int_env(env, ENV_JOBS, 0),
         )
         if settings.array_size < 1:
             raise ValueError(f"{ENV_ARRAY_SIZE} must be >= 1, got {settings.array_size}")
         if not 0 <= settings.array_index < settings.array_size:
             raise ValueError(f"{ENV_ARRAY_INDEX}={settings.array_index} is outside 0..{settings.array_size - 1}")
+        if settings.jobs < 0:
+            raise ValueError(f"{ENV_JOBS} must be >= 0 (0: as many as the machine allows), got {settings.jobs}")
         if settings.backend not in BACKENDS:
             raise ValueError(f"{ENV_BACKEND}={settings.backend!r} is not one of {', '.join(BACKENDS)}")
         return settings
@@ -144,6 +167,8 @@ class JobSettings:
         }
         if self.passwords_uri:
             env[ENV_PASSWORDS_URI] = self.passwords_uri
+        if self.jobs:
+            env[ENV_JOBS] = str(self.jobs)
         return env
 
 

@@ -10,7 +10,8 @@ import os
 import resource
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from pdf2md.convert.pipeline import model_backend_for
 
 log = logging.getLogger(__name__)
 
+ConvertFn = Callable[[Path, ConvertOptions], Conversion]
+"""What a child runs on each PDF: convert_pdf, or (tests) a module-level stand-in the child can import."""
+
 _POLL_S = 0.05
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -28,10 +32,11 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 class IsolatedConverter:
     """`convert()` one PDF at a time in a long-lived child; limits enforced from the parent."""
 
-    def __init__(self, options: ConvertOptions, timeout_s: float, memory_mb: int) -> None:
+    def __init__(self, options: ConvertOptions, timeout_s: float, memory_mb: int, convert: ConvertFn = convert_pdf) -> None:
         self.options = options
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
+        self._convert = convert
         self._ctx = mp.get_context("spawn")
         self._proc: Any = None
         self._conn: Connection | None = None
@@ -50,6 +55,10 @@ class IsolatedConverter:
             except OSError:
                 pass
         self._kill()
+
+    def start(self, cancel: Callable[[], bool] = lambda: False) -> None:
+        """Start the child and load its model now (else the first PDF does); raises ConversionError as convert() would."""
+        self._ensure_child(cancel)
 
     def convert(self, path: Path, cancel: Callable[[], bool] = lambda: False) -> Conversion:
         """Convert `path` or raise ConversionError (timeout, resource-limit, crash → corrupt, ...).
@@ -72,7 +81,7 @@ class IsolatedConverter:
         self._kill()
         parent, child = self._ctx.Pipe()
         self._proc = self._ctx.Process(
-            target=_child_main, args=(child, self.options, self.memory_mb), name="pdf2md-convert", daemon=True
+            target=_child_main, args=(child, self.options, self.memory_mb, self._convert), name="pdf2md-convert", daemon=True
         )
         self._proc.start()
         child.close()
@@ -129,6 +138,39 @@ class IsolatedConverter:
             proc.join(5)
 
 
+class ConverterPool:
+    """`size` IsolatedConverters, one per parallel PDF, each its own child under its own time and memory limits.
+
+    A converter is used by one thread at a time: the pool does not schedule, a shard's thread per converter
+    does (shard_pipeline). Closing stops the children in parallel, so a stopping shard waits for the slowest only.
+    """
+
+    def __init__(
+        self, options: ConvertOptions, timeout_s: float, memory_mb: int, size: int, convert: ConvertFn = convert_pdf
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"a converter pool needs at least one process, got {size}")
+        self.converters: Sequence[IsolatedConverter] = tuple(
+            IsolatedConverter(options, timeout_s, memory_mb, convert) for _ in range(size)
+        )
+
+    def __enter__(self) -> ConverterPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[IsolatedConverter]:
+        return iter(self.converters)
+
+    def __len__(self) -> int:
+        return len(self.converters)
+
+    def close(self) -> None:
+        with ThreadPoolExecutor(len(self.converters), thread_name_prefix="pdf2md-close") as closer:
+            list(closer.map(IsolatedConverter.close, self.converters))
+
+
 def _load_error(exitcode: int | None) -> ConversionError:
     return ConversionError("backend-unavailable", f"the converter process died loading the model (exit code {exitcode})")
 
@@ -148,7 +190,7 @@ def _rss_bytes(pid: int) -> int:
         return 0
 
 
-def _child_main(conn: Connection, options: ConvertOptions, memory_mb: int) -> None:
+def _child_main(conn: Connection, options: ConvertOptions, memory_mb: int, convert: ConvertFn = convert_pdf) -> None:
     # Spot reclaim signals the whole process group: the parent decides what happens to this PDF.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -165,7 +207,7 @@ def _child_main(conn: Connection, options: ConvertOptions, memory_mb: int) -> No
             return
         if request is None:
             return
-        conn.send(_convert_one(Path(request), options))
+        conn.send(_convert_one(convert, Path(request), options))
 
 
 def _load_model(name: str) -> None:
@@ -176,9 +218,9 @@ def _load_model(name: str) -> None:
         log.warning("model backend %s unavailable: %s", name, exc)
 
 
-def _convert_one(path: Path, options: ConvertOptions) -> tuple[Any, ...]:
+def _convert_one(convert: ConvertFn, path: Path, options: ConvertOptions) -> tuple[Any, ...]:
     try:
-        return ("ok", convert_pdf(path, options))
+        return ("ok", convert(path, options))
     except ConversionError as exc:
         return ("err", exc.error_class, exc.message)
     except MemoryError:

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pdf2md import progress
@@ -47,14 +48,17 @@ from pdf2md.contracts import (
     shard_of,
     whole_manifest_key,
 )
-from pdf2md.convert import Conversion, ConversionError, ConvertOptions
-from pdf2md.isolation import IsolatedConverter
+from pdf2md.convert import Conversion, ConvertOptions
+from pdf2md.isolation import ConverterPool
+from pdf2md.shard_pipeline import MAX_IO_THREADS, SKIP, ItemFailed, ShardIO, ShardPipeline, converter_processes_for
 
 log = logging.getLogger(__name__)
 
 EXIT_DONE = 0
 EXIT_SHARD_FAULT = 1
 EXIT_INTERRUPTED = 143
+S3_CONNECTIONS = 2 * MAX_IO_THREADS + 8
+"""The S3 client's connection pool: the shard pipeline's downloaders and uploaders share one client."""
 WRITE_ID_META = "write-id"
 """x-amz-meta-write-id: a random token per Markdown PUT (see _publish)."""
 
@@ -70,13 +74,25 @@ class ShardWork:
     failures: list[FailureRecord] = field(default_factory=list)
     skipped: int = 0
     pages: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """The shard's pipeline threads record outcomes concurrently."""
 
     def fail(self, entry: ManifestEntry, error_class: ErrorKind | str, message: str) -> FailureRecord:
         s = self.settings
         log.warning("%s: %s: %s", entry.key, error_class, message)
         record = FailureRecord.of(entry, error_class, message, shard=s.array_index, round=s.round, run_id=s.run_id)
-        self.failures.append(record)
+        with self._lock:
+            self.failures.append(record)
         return record
+
+    def skip(self) -> None:
+        with self._lock:
+            self.skipped += 1
+
+    def add_converted(self, meta: OutputMeta, pages: int) -> None:
+        with self._lock:
+            self.converted.append(meta)
+            self.pages += pages
 
     def progress(self, state: ShardState) -> ShardProgress:
         s = self.settings
@@ -99,7 +115,7 @@ class ShardWork:
 
 
 class StopFlag:
-    """Set by SIGTERM (Spot reclaim): no new PDF starts, the one in flight is cut."""
+    """Set by SIGTERM (Spot reclaim): no new PDF starts, the ones in flight are cut."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
@@ -115,7 +131,7 @@ class StopFlag:
 
 def run(settings: JobSettings, s3: Any | None = None, stop: StopFlag | None = None) -> int:
     """Convert this child's shard; the exit code says whether the shard itself finished."""
-    s3 = s3 or s3io.client()
+    s3 = s3 or s3io.client(Config(max_pool_connections=S3_CONNECTIONS))
     stop = stop or StopFlag()
     layout = RunLayout(S3Uri.parse(settings.run_uri))
     try:
@@ -135,16 +151,20 @@ def run(settings: JobSettings, s3: Any | None = None, stop: StopFlag | None = No
     recheck = settings.attempt > 1 or earlier is not None
     log.info("shard %d/%d: %d PDF(s) assigned (round %d, attempt %d%s)", settings.array_index, settings.array_size,
              len(entries), settings.round, settings.attempt, "; outputs checked before converting" if recheck else "")
-    with tempfile.TemporaryDirectory(prefix="pdf2md-") as tmp, IsolatedConverter(
-        options, settings.pdf_timeout_s, settings.pdf_memory_mb
-    ) as converter:
-        for n, entry in enumerate(entries):
-            if stop():
-                for rest in entries[n:]:
-                    state.fail(rest, ErrorKind.INTERRUPTED, "the shard was stopped before this PDF started")
-                break
-            _process(s3, settings, state, converter, entry, recheck or entry.attempt > 1, Path(tmp), stop)
-            reporter.maybe_write()
+    io: ShardIO[ManifestEntry] = ShardIO(
+        fetch=lambda entry, dest: _fetch(s3, settings, entry, recheck or entry.attempt > 1, dest),
+        publish=lambda entry, replaces, conversion: _publish(s3, settings, state, entry, replaces, conversion),
+        fail=lambda entry, error_class, message: _fail(s3, settings, state, entry, error_class, message),
+        skip=lambda entry: state.skip(),
+        size_of=lambda entry: entry.size,
+        progress=reporter.maybe_write,
+    )
+    processes = converter_processes_for(settings.backend, settings.jobs, settings.pdf_memory_mb)
+    log.info("shard %d: %d converter process(es)", settings.array_index, processes)
+    with tempfile.TemporaryDirectory(prefix="pdf2md-") as tmp, ConverterPool(
+        options, settings.pdf_timeout_s, settings.pdf_memory_mb, processes
+    ) as pool:
+        ShardPipeline(entries, io, pool.converters, Path(tmp), stop).run()
     final = ShardState.INTERRUPTED if stop() else ShardState.DONE
     try:
         _write_records(s3, layout, state)
@@ -190,38 +210,31 @@ def _passwords(s3: Any, uri: str | None) -> tuple[str, ...]:
     return tuple(data)
 
 
-def _process(
-    s3: Any, settings: JobSettings, state: ShardWork, converter: IsolatedConverter,
-    entry: ManifestEntry, recheck: bool, tmp: Path, stop: StopFlag,
-) -> None:
-    """One PDF: GET, convert, conditional PUT (and a HEAD first when it may be done already)."""
+def _fetch(s3: Any, settings: JobSettings, entry: ManifestEntry, recheck: bool, dest: Path) -> str | None:
+    """GET the PDF to `dest` (a HEAD first when it may be done already); the ETag of the output it
+    replaces (None: a new output), or SKIP when the output is up to date."""
     replaces: str | None = entry.replaces or None
     if recheck:
         output = S3Uri.parse(settings.output_uri)
         try:
             current = s3io.head(s3, output.bucket, output_key(output, entry.rel))
         except (ClientError, BotoCoreError) as exc:
-            state.fail(entry, ErrorKind.S3_ERROR, f"checking the output: {exc}")
-            return
+            raise ItemFailed(ErrorKind.S3_ERROR, f"checking the output: {exc}") from None
         if current and is_up_to_date(current["LastModified"].timestamp(), entry.mtime):
-            state.skipped += 1
-            return
+            return SKIP
         replaces = normalize_etag(current["ETag"]) if current else None
-    local = tmp / "input.pdf"
     try:
-        s3io.download(s3, entry.bucket, entry.key, local)
-        conversion = converter.convert(local, cancel=stop)
-    except ConversionError as exc:
-        record = state.fail(entry, exc.error_class, exc.message)
-        if not record.retryable:
-            _mark_failed(s3, settings, state, record)
-        return
+        s3io.download(s3, entry.bucket, entry.key, dest)
     except (ClientError, BotoCoreError) as exc:
-        state.fail(entry, ErrorKind.S3_ERROR, f"reading the PDF: {exc}")
-        return
-    finally:
-        local.unlink(missing_ok=True)
-    _publish(s3, settings, state, entry, replaces, conversion)
+        raise ItemFailed(ErrorKind.S3_ERROR, f"reading the PDF: {exc}") from None
+    return replaces
+
+
+def _fail(s3: Any, settings: JobSettings, state: ShardWork, entry: ManifestEntry, error_class: str, message: str) -> None:
+    """A PDF the pipeline settled as failed; a permanent failure also leaves its marker beside the outputs."""
+    record = state.fail(entry, error_class, message)
+    if not record.retryable:
+        _mark_failed(s3, settings, state, record)
 
 
 def _mark_failed(s3: Any, settings: JobSettings, state: ShardWork, record: FailureRecord) -> None:
@@ -264,7 +277,7 @@ def _publish(s3: Any, settings: JobSettings, state: ShardWork, entry: ManifestEn
                 won = True
             elif current and normalize_etag(current.get("Metadata", {}).get("source-etag", "")) == normalize_etag(entry.etag):
                 log.info("%s: another attempt wrote it first", entry.key)
-                state.skipped += 1
+                state.skip()
                 return
             else:
                 won = s3io.put_conditional(
@@ -274,10 +287,9 @@ def _publish(s3: Any, settings: JobSettings, state: ShardWork, entry: ManifestEn
         state.fail(entry, ErrorKind.S3_ERROR, f"writing the Markdown: {exc}")
         return
     if not won:
-        state.skipped += 1
+        state.skip()
         return
-    state.converted.append(meta)
-    state.pages += conversion.pages
+    state.add_converted(meta, conversion.pages)
 
 
 def _write_records(s3: Any, layout: RunLayout, state: ShardWork) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import pypdfium2.raw as pdfium_raw
 
 from pdf2md.contracts import DEFAULT_BACKEND, DEFAULT_MAX_PAGES, PageRoute
 from pdf2md.convert import textlayer
-from pdf2md.convert.backends import BackendUnavailable, auto_model_backend, load_backend
+from pdf2md.convert.backends import BackendUnavailable, PageOutput, auto_model_backend, load_backend
 from pdf2md.convert.document import open_pdf
 from pdf2md.convert.errors import ConversionError
 
@@ -67,18 +67,44 @@ class Conversion:
         return max(peaks) if peaks else None
 
 
+@dataclass
+class Plan:
+    """A PDF's pages routed, with the text layer's Markdown of the text pages: what is left is the model's pages.
+
+    Plain data (it crosses process boundaries): the CPU work of a conversion ends here, and `assemble`
+    finishes it once the model pages are read, wherever and in whatever batches that happened.
+    """
+
+    pages: int
+    decisions: list[tuple[str, str]]
+    """(route, why) per page: 'text', 'unreadable' or 'model'."""
+    chunks: list[str]
+    """The text layer's Markdown per page ('' for pages going to the model)."""
+    model: str
+    """The model backend for the model pages ('' when there are none)."""
+    page_markers: bool
+    started: float
+
+    @property
+    def model_pages(self) -> list[int]:
+        return [i for i, (route, _) in enumerate(self.decisions) if route == "model"]
+
+
 def convert_pdf(path: Path, options: ConvertOptions = ConvertOptions()) -> Conversion:
     """Convert one PDF; raises ConversionError with an error class for anything it cannot do."""
     started = time.perf_counter()
     with open_pdf(path, options.passwords, options.max_pages) as doc:
         try:
-            return _convert_open(doc, options, started)
+            plan = plan_document(doc, options, started)
+            model_out = _run_model(plan.model, doc, plan.model_pages) if plan.model_pages else {}
         except pdfium.PdfiumError as exc:
             raise ConversionError("corrupt", f"pdfium cannot read a page: {exc}") from None
+    return assemble(plan, model_out)
 
 
-def _convert_open(doc: pdfium.PdfDocument, options: ConvertOptions, started: float) -> Conversion:
-    """The conversion of an open document (pdfium errors inside are the caller's to translate)."""
+def plan_document(doc: pdfium.PdfDocument, options: ConvertOptions, started: float | None = None) -> Plan:
+    """Read the text layer and route every page (pdfium errors inside are the caller's to translate)."""
+    started = time.perf_counter() if started is None else started
     n_pages = len(doc)
     needs_text = options.backend in ("auto", "text")
     layer = textlayer.extract(doc) if needs_text else None
@@ -89,27 +115,35 @@ def _convert_open(doc: pdfium.PdfDocument, options: ConvertOptions, started: flo
         else _route(options.backend, doc, i, layer.pages[i].stats if layer else None)
         for i in range(n_pages)
     ]
-    model_pages = [i for i, (route, _) in enumerate(decisions) if route == "model"]
-    model_name = model_backend_for(options.backend) if model_pages else ""
-    model_out = _run_model(model_name, doc, model_pages) if model_pages else {}
+    has_model_pages = any(route == "model" for route, _ in decisions)
+    return Plan(
+        pages=n_pages,
+        decisions=decisions,
+        chunks=[layer.pages[i].markdown if layer and route != "model" else "" for i, (route, _) in enumerate(decisions)],
+        model=model_backend_for(options.backend) if has_model_pages else "",
+        page_markers=options.page_markers,
+        started=started,
+    )
+
+
+def assemble(plan: Plan, model_out: Mapping[int, PageOutput]) -> Conversion:
+    """The Conversion of a planned PDF, given the model's output for each of its model pages."""
     routes: list[PageRoute] = []
     chunks: list[str] = []
-    for i, (route, reason) in enumerate(decisions):
+    for i, (route, reason) in enumerate(plan.decisions):
         if route == "model":
             out = model_out[i]
             chunks.append(out.markdown)
-            routes.append(PageRoute(page=i + 1, route=model_name, reason=reason, seconds=round(out.seconds, 4), model=out.extra))
+            routes.append(PageRoute(page=i + 1, route=plan.model, reason=reason, seconds=round(out.seconds, 4), model=out.extra))
         else:
-            chunks.append(layer.pages[i].markdown if layer else "")
+            chunks.append(plan.chunks[i])
             routes.append(PageRoute(page=i + 1, route=route, reason=reason))
-    markdown = textlayer.join_pages(chunks, page_markers=options.page_markers)
-    used = sorted({r.route for r in routes})
     return Conversion(
-        markdown=markdown,
-        pages=n_pages,
-        backend="+".join(used),
+        markdown=textlayer.join_pages(chunks, page_markers=plan.page_markers),
+        pages=plan.pages,
+        backend="+".join(sorted({r.route for r in routes})),
         routes=routes,
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - plan.started,
     )
 
 
@@ -175,7 +209,7 @@ def model_backend_for(backend: str) -> str:
     return backend if backend in ("ocr", "dolphin") else auto_model_backend()
 
 
-def _run_model(name: str, doc: Any, pages: list[int]) -> dict[int, Any]:
+def _run_model(name: str, doc: Any, pages: list[int]) -> dict[int, PageOutput]:
     try:
         backend = load_backend(name)
     except BackendUnavailable as exc:

@@ -1,0 +1,69 @@
+"""Parallel isolated converters: each child converts its own PDFs under its own time and memory limits, and one
+child killed for a PDF neither fails the PDFs of the other child nor outlives its own replacement."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from pdf2md.convert import Conversion, ConvertOptions, convert_pdf
+from pdf2md.isolation import ConverterPool
+from pdf2md.shard_pipeline import ShardIO, ShardPipeline
+from tests.conftest import BROKEN_SAMPLES, GOOD_SAMPLES, SAMPLES
+
+
+def misbehaving_convert(path: Path, options: ConvertOptions) -> Conversion:
+    """convert_pdf, except that a file named slow-* never ends and hungry-* grows until it is stopped."""
+    name = path.read_bytes()[:16]
+    if name.startswith(b"slow"):
+        time.sleep(600)
+    if name.startswith(b"hungry"):
+        held = []
+        while True:  # touched pages: resident memory really grows
+            held.append(bytearray(b"x" * (16 << 20)))
+            time.sleep(0.01)
+    return convert_pdf(path, options)
+
+
+def _pipeline_over(names: list[str], pool: ConverterPool, workdir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Run `names` (sample files, or slow-/hungry- stand-ins) through the pipeline; (markdown, failures) by name."""
+    markdown: dict[str, str] = {}
+    failures: dict[str, str] = {}
+
+    def fetch(name: str, dest: Path) -> str:
+        if name.startswith(("slow", "hungry")):
+            dest.write_bytes(name.encode())
+        else:
+            shutil.copyfile(SAMPLES / name, dest)
+        return name
+
+    def publish(name: str, context: str, conversion: Conversion) -> None:
+        markdown[name] = conversion.markdown
+
+    io = ShardIO(fetch=fetch, publish=publish, fail=lambda name, kind, msg: failures.__setitem__(name, kind),
+                 skip=lambda name: None, size_of=lambda name: 1000)
+    inbox = workdir / "inbox"
+    inbox.mkdir()
+    ShardPipeline(names, io, pool.converters, inbox, lambda: False).run()
+    return markdown, failures
+
+
+def test_two_children_convert_a_shard_as_one_converter_would(tmp_path: Path) -> None:
+    names = [*GOOD_SAMPLES, *BROKEN_SAMPLES]
+    with ConverterPool(ConvertOptions(backend="text"), timeout_s=60, memory_mb=1024, size=2) as pool:
+        markdown, failures = _pipeline_over(names, pool, tmp_path)
+        pids = {c._proc.pid for c in pool.converters if c._proc is not None}
+    assert failures == {"broken-truncated.pdf": "corrupt", "not-a-pdf.pdf": "not-pdf"}
+    assert markdown == {n: convert_pdf(SAMPLES / n, ConvertOptions(backend="text")).markdown for n in GOOD_SAMPLES}
+    assert len(pids) == 2, "both children worked"
+
+
+def test_each_child_has_its_own_limits_and_the_others_go_on(tmp_path: Path) -> None:
+    names = ["slow-1", "crazyones.pdf", "hungry-2", "code_and_formula.pdf", "FC60_Times.pdf"]
+    pool = ConverterPool(ConvertOptions(backend="text"), timeout_s=4, memory_mb=300, size=2, convert=misbehaving_convert)
+    with pool:
+        markdown, failures = _pipeline_over(names, pool, tmp_path)
+    assert failures == {"slow-1": "timeout", "hungry-2": "resource-limit"}
+    assert sorted(markdown) == ["FC60_Times.pdf", "code_and_formula.pdf", "crazyones.pdf"]
+    assert all(c._proc is None for c in pool.converters), "closing the pool stops every child"
