@@ -56,7 +56,8 @@ class DocumentText:
 @dataclass
 class _PageLayout:
     items: list[Line | Table]
-    margin: list[Line]
+    ends: tuple[list[list[Line]], list[list[Line]]]
+    """The lines of the margin rows at the top and at the bottom, each end listed from the page's edge inward."""
     stats: LayerStats
     folios: frozenset[int] = frozenset()
     """Margin lines alone in their row with a page number's shape (ids): a number beside other cells is data."""
@@ -66,12 +67,12 @@ def extract(doc: pdfium.PdfDocument) -> DocumentText:
     """Read and lay out every page, then render them with the document's own style and margins."""
     spans = [_read_or_none(doc, i) for i in range(len(doc))]
     unreadable = frozenset(i for i, page in enumerate(spans) if page is None)
-    layouts = [_layout(page) if page is not None else _PageLayout([], [], LayerStats(0, 0, 0, 0)) for page in spans]
+    layouts = [_layout(page) if page is not None else _PageLayout([], ([], []), LayerStats(0, 0, 0, 0)) for page in spans]
     style = DocStyle.from_lines(item for page in layouts for item in page.items if isinstance(item, Line))
     running = _running_keys(layouts)
     pages = []
     for page in layouts:
-        drop = {id(line) for line in page.margin if _margin_key(line) in running or id(line) in page.folios}
+        drop = _running_lines(page, running)
         items = [item for item in page.items if id(item) not in drop] if len(drop) < len(page.items) else page.items
         pages.append(PageText(render_page(items, style), page.stats))
     return DocumentText(pages, unreadable)
@@ -96,7 +97,7 @@ def _layout(page: PageSpans) -> _PageLayout:
     for span in visible or page.spans:  # an invisible layer alone is still the page's only text
         groups.setdefault(span.orient, []).append(span)
     items: list[Line | Table] = []
-    margin: list[Row] = []
+    margin: tuple[list[Row], list[Row]] = ([], [])
     body: BodyFacts | None = None
     for rank, orient in enumerate(sorted(groups, key=lambda o: -len(groups[o]))):
         if body is not None and in_side_margin(groups[orient], body):
@@ -112,8 +113,10 @@ def _layout(page: PageSpans) -> _PageLayout:
         items.extend(ordered_items(rows, ruled))
         if orient == 0:
             margin = _margin_rows(rows)
-    folios = frozenset(id(row.lines[0]) for row in margin if len(row.lines) == 1 and PAGE_NUMBER.match(row.lines[0].text))
-    return _PageLayout(items, [line for row in margin for line in row.lines], _stats(page), folios)
+    folios = frozenset(id(row.lines[0]) for end in margin for row in end
+                       if len(row.lines) == 1 and PAGE_NUMBER.match(row.lines[0].text))
+    ends = ([row.lines for row in margin[0]], [row.lines for row in margin[1]])
+    return _PageLayout(items, ends, _stats(page), folios)
 
 
 def ordered_items(rows: list[Row], ruled: Sequence[Table] = ()) -> list[Line | Table]:
@@ -124,16 +127,33 @@ def ordered_items(rows: list[Row], ruled: Sequence[Table] = ()) -> list[Line | T
     if not lines and not tables:
         return []
     unit = statistics.median(line.height for line in lines) if lines else 10.0
+    rtl = is_rtl("".join(line.text for line in lines) + "".join(c for t in tables for row in t.cells for c in row))
+    if rtl:
+        tables = [table.mirrored() for table in tables]
     boxes = [Box(t.x0, t.y0, t.x1, t.y1, t) for t in tables]
     boxes += [Box(ln.x0, ln.y0, ln.x1, ln.y1, ln) for ln in lines]
-    rtl = is_rtl("".join(line.text for line in lines))
     return [box.item for box in reading_order(boxes, unit, rtl)]  # type: ignore[misc]
 
 
-def _margin_rows(rows: list[Row]) -> list[Row]:
+def _margin_rows(rows: list[Row]) -> tuple[list[Row], list[Row]]:
+    """The rows at the top and at the bottom that may be running heads or footers, from the edge inward."""
     if len(rows) <= 2 * MARGIN_ROWS:
-        return rows[:1] + rows[-1:] if len(rows) > 2 else []
-    return rows[:MARGIN_ROWS] + rows[-MARGIN_ROWS:]
+        return (rows[:1], rows[-1:]) if len(rows) > 2 else ([], [])
+    return rows[:MARGIN_ROWS], rows[::-1][:MARGIN_ROWS]
+
+
+def _running_lines(page: _PageLayout, running: set[str]) -> set[int]:
+    """Ids of the page's running heads, footers and folios. Furniture sits at the page's edge: a repeated
+    line counts only where every row between it and the edge is furniture too, so a body line that opens
+    two sections alike ('Lorem ipsum' under two headings) is not taken for a running head."""
+    drop: set[int] = set()
+    for end in page.ends:
+        for row in end:
+            gone = [id(line) for line in row if _margin_key(line) in running or id(line) in page.folios]
+            if not gone:
+                break
+            drop.update(gone)
+    return drop
 
 
 def _margin_key(line: Line) -> str:
@@ -144,7 +164,8 @@ def _margin_key(line: Line) -> str:
 def _running_keys(layouts: list[_PageLayout]) -> set[str]:
     if len(layouts) < 2:
         return set()
-    counts = Counter(key for page in layouts for key in {_margin_key(line) for line in page.margin})
+    counts = Counter(key for page in layouts
+                     for key in {_margin_key(line) for end in page.ends for row in end for line in row})
     threshold = max(2, RUNNING_SHARE * len(layouts))
     return {key for key, n in counts.items() if n >= threshold}
 

@@ -161,3 +161,31 @@ def test_header_depth_from_the_stub_and_from_grouping_headings() -> None:
     assert depth == 2
     plain = [["Region", "Q1"], ["Europe", "10"], ["Asia", "7"]]
     assert with_header(plain, [[1, 1]] * 3)[2] == 1
+
+
+def _two_columns(table_rows: list[tuple], left_items: list[str]) -> Page:
+    """Two columns of 9 pt text; under them, short items in the left column beside table rows at the same heights."""
+    sentence = "the committee met in the spring and heard every witness twice"
+    texts: list[tuple] = []
+    for i in range(4):
+        texts += [(40, 720 - 11 * i, sentence, "F1", 9), (330, 720 - 11 * i, sentence, "F1", 9)]
+    texts += [(50, 640 - 16 * i, item, "F1", 9) for i, item in enumerate(left_items)]
+    return Page(texts=[*texts, *table_rows])
+
+
+def test_a_table_in_one_column_does_not_take_the_other_columns_lines(make_pdf: MakePdf, scorer: ModuleType) -> None:
+    rows = [("Group", "State", "CSOs"), ("Children", "12", "34"), ("Women", "56", "78"), ("Migrants", "90", "11")]
+    cells = [(x, 640 - 16 * r, text, "F1", 9) for r, row in enumerate(rows) for x, text in zip((340, 450, 520), row)]
+    items = ["Yes, at the national level", "Yes, at regional level", "Yes, at the local level", "No"]
+    md = text_md(make_pdf(_two_columns(cells, items)))
+    assert_cell(scorer, md, "56", top_heading="State", left_heading="Women", up="12")
+    assert "\n- Yes, at regional level" in md or "\nYes, at regional level" in md
+    assert not any("Yes" in cell for table in scorer.tables(md) for cell in table.texts)
+
+
+def test_a_wide_table_over_both_columns_stays_one_table(make_pdf: MakePdf, scorer: ModuleType) -> None:
+    rows = [("Site", "Depth", "Mass", "Count"), ("North", "12", "3.4", "7"), ("South", "15", "2.9", "9"),
+            ("East", "11", "3.1", "4")]
+    cells = [(x, 640 - 16 * r, text, "F1", 9) for r, row in enumerate(rows) for x, text in zip((40, 200, 360, 520), row)]
+    md = text_md(make_pdf(_two_columns(cells, [])))
+    assert_cell(scorer, md, "3.1", top_heading="Mass", left_heading="East", left="11", right="4")

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from pdf2md.convert import ConvertOptions, convert_pdf
 from pdf2md.convert.text import spans as spans_module
-from pdf2md.convert.text.layout import make_line
+from pdf2md.convert.text.layout import build_rows, make_line
 from pdf2md.convert.text.markdown import join_lines
 from pdf2md.convert.text.spans import Span
+from pdf2md.convert.text.tables import Table
+from pdf2md.convert.textlayer import ordered_items
 from tests.convert.pdfgen import Page
 
 MakePdf = Callable[..., Path]
@@ -207,3 +209,35 @@ def test_a_paragraph_between_two_rules_is_not_a_table(make_pdf: MakePdf) -> None
     lines = [(70, 718, 400, 718), (70, 685, 400, 685), (70, 660, 400, 660)]
     md = text_md(make_pdf(Page(texts=[*texts, *body(672, "Key     Value")], lines=lines)))
     assert "|" not in md and "A note between two rules is a paragraph and reads as one piece of text." in md
+
+
+def test_a_body_line_that_opens_two_pages_alike_is_not_a_running_head(make_pdf: MakePdf) -> None:
+    # Both pages open a section with the same sentence under different titles: repeated, but not at the edge.
+    opening = "Lorem ipsum dolor sit amet, consetetur sadipscing elitr, sed diam"
+    pages = [Page(texts=[(72, 740, title, "F2", 14), *body(710, opening, "nonumy eirmod tempor invidunt ut labore",
+                                                           "et dolore magna aliquyam erat, sed diam", f"voluptua {title}."),
+                         (300, 40, str(n))]) for n, title in enumerate(["Code Example", "Formula"], 1)]
+    md = text_md(make_pdf(*pages))
+    assert md.count(opening) == 2
+    assert md.endswith("voluptua Formula.\n")
+
+
+def test_a_table_on_a_right_to_left_page_reads_from_the_right() -> None:
+    def span(text: str, x0: float, y0: float) -> Span:
+        return Span(text, x0, y0, x0 + 8 * len(text), y0 + 10, 10.0, False, False, False, 0)
+
+    rows = [("1403/09/19", "תאריך"), ("1403/10/04", "אישור"), ("436", "מספר")]
+    spans = [span(text, x, 700 - 20 * r) for r, row in enumerate(rows) for x, text in zip((100, 300), row)]
+    tables = [item for item in ordered_items(build_rows(spans)) if isinstance(item, Table)]
+    assert [row[0] for row in tables[0].cells] == ["תאריך", "אישור", "מספר"]
+
+
+def test_text_that_reads_as_an_html_tag_is_escaped(make_pdf: MakePdf) -> None:
+    md = text_md(make_pdf(Page(texts=body(700, "Write @<Clear the arrays@> to name the section."))))
+    assert md == "Write @&lt;Clear the arrays@> to name the section.\n"
+
+
+def test_a_hyphen_before_a_capital_at_a_line_end_is_kept() -> None:
+    # 'Schwarz-Weiß' broken after its hyphen is one compound; 'Bundes-republik' was hyphenated.
+    assert join_lines(["Bilder in Schwarz\x02", "Weiß und in der Bundes\x02", "republik"]) == (
+        "Bilder in Schwarz-Weiß und in der Bundesrepublik")

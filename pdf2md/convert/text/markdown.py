@@ -25,6 +25,10 @@ BOLD_HEADING_RATIO = 0.95
 """A bold block at least this share of the body size can be a heading."""
 MIN_PAGE_CHARS = 300
 """A page with this much text has a body size of its own (a brochure page set smaller than the rest)."""
+SMALL_TITLE = 0.9
+"""A title told by its shape alone is set at least this share of the body size (small capitals run smaller)."""
+NUMBERED_TITLE = 0.5
+"""...and one with a section number at least this share (small capitals measured by their lower-case size)."""
 MAX_HEADING_CHARS = 150
 MAX_HEADING_LINES = 3
 CODE_GAP = 2.0
@@ -49,6 +53,22 @@ _DATE_LINE = re.compile(
     r"^((mon|tue|wed|thu|fri|sat|sun)\w*\.?,?\s+)?(\d{1,2}\.?\s+)?(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
     r"(\s+\d{1,2}(st|nd|rd|th)?,?)?(\s+\d\d?:\d\d(:\d\d)?)?\s+\d{4}$|^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$", re.IGNORECASE)
 """A date on a line of its own ('October 14, 1998', '5 May 2023', 'Tue Jun 5 22:15:55 2001', '2024-03-26')."""
+_MULTI_NUMBER = re.compile(r"^\d{1,2}(\.\d{1,2}){1,3}\.?\s+(?=[A-Z\u00c0-\u024f])")
+"""'2.3 Methods', '4.1.2. Data': a section number of several levels before a capitalised title."""
+_SINGLE_NUMBER = re.compile(r"^\d{1,2}\.?\s+(?=[A-Z])")
+_ROMAN_NUMBER = re.compile(r"^[IVX]{1,5}\.\s+(?=[A-Z])")
+_KEYWORD_NUMBER = re.compile(r"^(Article|Section|Chapter|Part|Appendix|Annex|Schedule|ARTICLE|SECTION|CHAPTER|PART"
+                             r"|APPENDIX|ANNEX|SCHEDULE)\s+(\d{1,3}|[IVXLC]{1,6}|[A-Z])\b")
+"""'Article 5', 'CHAPTER IV', 'Appendix B': a division of a legal text or a book."""
+_PROSE_SENTENCE = re.compile(r"[a-z\u00df-\u024f)\]][.!?]['\")\u201d]?(\s|$)")
+"""A word ending a sentence: running text has them, listings and lists of terms seldom do."""
+MAX_TITLE_WORDS = 12
+SHORT_TITLE_WORDS = 6
+"""A title with a single-level number ('3 Results') is this short: longer, it reads as a numbered list item."""
+_MINOR_WORD = re.compile(r"^(a|an|and|as|at|but|by|for|from|in|into|of|on|or|the|to|via|with|vs\.?|de|la|le|des|du|et"
+                         r"|und|der|die|das|von)$", re.IGNORECASE)
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
+"""A '<' that Markdown would read as the start of an HTML tag ('@<Clear the arrays@>'): written as an entity."""
 _EMPHATIC_FONT = re.compile(r"bold|black|heavy|semibold|demi|medium|italic|oblique", re.IGNORECASE)
 """A face that sets a line apart from body text: a heading at body size is often only this."""
 
@@ -171,10 +191,20 @@ def render_page(items: Sequence[Line | Table], style: DocStyle) -> str:
         else:
             listed = labels[i] is None or any(_next_labels(labels[i], labels[j]) for j in (i - 1, i + 1)
                                               if 0 <= j < len(blocks) and labels[j] is not None)
-            text = _render_block(block, style, listed)
+            following = blocks[i + 1] if i + 1 < len(blocks) else None
+            before_text = isinstance(following, Block) and _prose(following, style) and not _last_item(blocks, i)
+            text = _render_block(block, style, listed, before_text)
         if text.strip():
             out.append(text)
     return "\n\n".join(out)
+
+
+def _last_item(blocks: list[Block | Table], i: int) -> bool:
+    """Whether block i opens with a list marker under a block that does too: a list's last item, not a title."""
+    above = blocks[i - 1] if i else None
+    block = blocks[i]
+    return (isinstance(above, Block) and isinstance(block, Block) and bool(_list_marker(block.lines[0].text))
+            and bool(_list_marker(above.lines[0].text)))
 
 
 def _letter_label(block: Block | Table) -> str | None:
@@ -225,6 +255,8 @@ def _continues(block: Block, line: Line, style: DocStyle) -> bool:
     if _list_marker(first.text):
         return line.x0 > first.x0 + 0.3 * height
     right = max(ln.x1 for ln in block.lines)
+    if len(block.lines) == 1 and prev.x1 < line.x1 - 3 * height and section_title_level(prev.text):
+        return False  # a section title at body size ends where its short line does
     if len(block.lines) > 1 and _indented(line, prev, right, height):
         return False
     return not (_SENTENCE_END.search(prev.text) and prev.x1 < max(right, line.x1) - 3 * height)
@@ -243,15 +275,74 @@ def _list_marker(text: str) -> re.Match[str] | None:
     return _BULLET.match(text) or _NUMBERED.match(text)
 
 
-def _render_block(block: Block, style: DocStyle, listed: bool = True) -> str:
+def _prose(block: Block, style: DocStyle) -> bool:
+    """Whether a block is running text at body size: what follows a section title."""
+    first = block.lines[0]
+    if first.mono or abs(first.size - style.base_size) > 0.1 * style.base_size or _list_marker(first.text):
+        return False
+    text = " ".join(line.text for line in block.lines)
+    letters = [ch for ch in text if ch.isalpha()]
+    if sum(ch.islower() for ch in letters) < 0.5 * len(letters):
+        return False  # capitals throughout: more titles, or code, not running text
+    if not _PROSE_SENTENCE.search(text):
+        return False  # no sentence ends in it: a listing or a list of terms
+    return len(block.lines) >= 2 or len(text) >= 60
+
+
+def section_title_level(text: str) -> int:
+    """The level of a line that reads as a section title by its shape alone, 0 if it does not: a section
+    number of several levels, a roman numeral or 'Article 5' before a capitalised title, or a title in
+    capitals ('I. INTRODUCTION', 'REFERENCES'). Headings at body size in the body face have only this."""
+    words = text.split()
+    letters = [ch for ch in text if ch.isalpha()]
+    if (len(words) > MAX_TITLE_WORDS or len(letters) < 3 or not text[:1].isalnum() or text.endswith((",", ";", ":", "!", "?"))
+            or (text.endswith(".") and len(words) > 2) or "..." in text
+            or (words[-1].isdigit() and not _KEYWORD_NUMBER.match(text))  # a table of contents' page number
+            or _CONTACT.search(text) or _DATE_LINE.match(text) or _CAPTION.match(text)):
+        return 0
+    capitals = all(ch.isupper() for ch in letters) and len(letters) >= 4
+    multi = _MULTI_NUMBER.match(text)
+    if multi:
+        return min(multi.group(0).rstrip(". ").count(".") + 2, 4)
+    if _KEYWORD_NUMBER.match(text):
+        return 2
+    rest = words[1:]
+    if _ROMAN_NUMBER.match(text) and rest and not _initials(rest):
+        return 2
+    if _SINGLE_NUMBER.match(text) and 0 < len(rest) <= SHORT_TITLE_WORDS and (capitals or _title_case(rest)):
+        return 2
+    return 2 if capitals and not text[:1].isdigit() else 0
+
+
+def _title_case(words: list[str]) -> bool:
+    """Every word capitalised, small words (articles, prepositions) aside, and no initials ('J.')."""
+    return all(word[:1].isupper() or _MINOR_WORD.match(word) for word in words) and not _initials(words)
+
+
+def _initials(words: list[str]) -> bool:
+    """Whether the words hold an initial ('J.'): a name, not a title."""
+    return any(len(word) == 2 and word.endswith(".") and word[0].isupper() for word in words)
+
+
+def _numbered_title(text: str) -> bool:
+    """A title with a section number of several levels, a roman numeral or a keyword: small capitals set it
+    in a smaller size than the body, and the number alone tells it."""
+    return bool(_MULTI_NUMBER.match(text) or _ROMAN_NUMBER.match(text) or _KEYWORD_NUMBER.match(text))
+
+
+def _render_block(block: Block, style: DocStyle, listed: bool = True, before_text: bool = False) -> str:
     """A block as a heading, a list item, code or a paragraph; `listed` False: a letter label that opens it
-    is an initial, not an item's label. Text that would read as Markdown block syntax is escaped."""
+    is an initial, not an item's label; `before_text`: running text follows it, so a line that reads as a
+    section title at body size is one. Text that would read as Markdown block syntax is escaped."""
     lines = block.lines
     if lines[0].mono and not style.mostly_mono and len(lines) > 1:
         return _code(lines)
-    text = join_lines([ln.text for ln in lines])
+    text = _TAG_OPEN.sub("&lt;", join_lines([ln.text for ln in lines]))
     marker = _list_marker(text) if listed or not _LETTER_LABEL.match(text) else None
     level = _heading_level(lines, text, style) if not marker or _numbered_heading(lines, text, style) else 0
+    if not level and before_text and len(lines) == 1 and (not marker or not _BULLET.match(text)):
+        floor = NUMBERED_TITLE if _numbered_title(text) else SMALL_TITLE
+        level = section_title_level(text) if lines[0].size >= style.base_size * floor else 0
     if level:
         return "#" * level + " " + text
     if marker:
@@ -304,8 +395,8 @@ def join_lines(texts: Sequence[str]) -> str:
     for text in texts:
         if not out:
             out = text
-        elif out.endswith(SOFT_HYPHENS):
-            out = out[:-1] + text
+        elif out.endswith(SOFT_HYPHENS):  # pdfium marks every hyphen at a line end; before a capital or a
+            out = out[:-1] + ("-" if text[:1].isupper() or text[:1].isdigit() else "") + text  # digit it is real
         elif out.endswith("-") and len(out) > 1 and out[-2].isalpha() and text[:1].islower():
             out = out[:-1] + text
         else:

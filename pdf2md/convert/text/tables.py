@@ -26,6 +26,8 @@ PROSE_WORDS = 4.5
 """Two or more 'columns' whose fragments average this many words are columns of text, not a table."""
 PROSE_EMS = 15.0
 """...or this many line heights of width: scripts written without spaces between words (CJK) have few 'words'."""
+MIN_SIDE_LINES = 3
+"""Lines of running text each side of a gutter needs before the page counts as two columns."""
 MAX_LABEL_ROWS = 2
 """Consecutive rows holding only a label in the stub column (sections of a statement) a table may carry."""
 MAX_HEADER_ROWS = 3
@@ -52,6 +54,12 @@ class Table:
     x1: float
     y1: float
     header_rows: int = 1
+
+    def mirrored(self) -> Table:
+        """The table with its columns in right-to-left order: how a reader of a right-to-left page reads it
+        (the first column is the rightmost)."""
+        return Table(cells=[row[::-1] for row in self.cells], spans=[row[::-1] for row in self.spans], lines=self.lines,
+                     x0=self.x0, y0=self.y0, x1=self.x1, y1=self.y1, header_rows=self.header_rows)
 
     def markdown(self) -> str:
         """A pipe table, or HTML when a cell spans columns or the header has several rows (pipe tables
@@ -135,12 +143,57 @@ def _words_over_figures(cells: list[list[str]], r: int) -> bool:
 def find_tables(rows: list[Row]) -> list[Table]:
     """Every run of rows that lines up in columns like a table does.
 
+    On a page of two text columns (or two pages side by side) a table in one column and short lines of the
+    other (list items, a formula) share rows; read together they make one false table over both. So where
+    a gutter parts the running text, each side is searched on its own too: a table across the gutter stands
+    only where both sides are tabular within its height (a wide table set over both columns), else the
+    side's own tables replace it.
+
     Rows are changed in place where a currency sign stands apart from its amount (see join_signs)."""
+    tables = _find_in_run_of(rows, join=True)
+    gutter = _gutter(rows)
+    if gutter is None or not any(_straddles(table, gutter) for table in tables):
+        return tables
+    sides = [_find_in_run_of([Row(part) for row in rows if (part := [ln for ln in row.lines if keep(ln)])], join=False)
+             for keep in (lambda ln: ln.x1 <= gutter, lambda ln: ln.x0 >= gutter)]
+    out = [table for table in tables if not _straddles(table, gutter)]
+    for table in (t for t in tables if _straddles(t, gutter)):
+        within = [[t for t in side if t.y0 < table.y1 and t.y1 > table.y0] for side in sides]
+        out.extend([table] if all(within) or not any(within) else within[0] + within[1])
+    out += [t for side in sides for t in side if t not in out and not any(_overlaps(t, o) for o in out)]
+    return out
+
+
+def _overlaps(a: Table, b: Table) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _straddles(table: Table, gutter: float) -> bool:
+    """Whether a table found from aligned text has lines on both sides of the gutter."""
+    return any(ln.x1 <= gutter for ln in table.lines) and any(ln.x0 >= gutter for ln in table.lines)
+
+
+def _gutter(rows: list[Row]) -> float | None:
+    """An x that lines of running text on both sides keep clear of (at most a tenth of them cross it, a
+    title or an abstract set across both columns): the gutter between two columns of text."""
+    prose = [ln for row in rows for ln in row.lines if ln.text.count(" ") + 1 >= PROSE_LINE_WORDS]
+    if len(prose) < 2 * MIN_SIDE_LINES:
+        return None
+    for x in sorted({round(ln.x1) for ln in prose}):
+        left = sum(ln.x1 <= x + 1 for ln in prose)
+        right = sum(ln.x0 > x + 1 for ln in prose)
+        if left >= MIN_SIDE_LINES and right >= MIN_SIDE_LINES and len(prose) - left - right <= 0.1 * len(prose):
+            return (x + 1 + min(ln.x0 for ln in prose if ln.x0 > x + 1)) / 2
+    return None
+
+
+def _find_in_run_of(rows: list[Row], join: bool) -> list[Table]:
     tables: list[Table] = []
     run: list[Row] = []
     for row in rows:
-        join_signs(row)
-        _join_marker(row)
+        if join:
+            join_signs(row)
+            _join_marker(row)
         prose = any(line.text.count(" ") + 1 >= PROSE_LINE_WORDS for line in row.lines)
         several = len(row.lines) >= 2 and not prose
         lone = len(row.lines) == 1 and not prose and bool(run) and _may_continue(run, row.lines[0])
