@@ -86,7 +86,8 @@ def render_for_ocr(doc: pdfium.PdfDocument, index: int, max_pixels: int = MAX_RE
     """The page as an RGB image at `RENDER_DPI`, or at the DPI that keeps it within `max_pixels` (aspect kept)."""
     page = doc[index]
     try:
-        scale = render_scale(*page.get_size(), max_pixels=max_pixels)
+        width, height = page.get_size()
+        scale = render_scale(width, height, max_pixels=max_pixels)
         if scale < RENDER_DPI / 72:
             log.info("page %d: rendered at %.0f DPI to stay within %d pixels", index + 1, scale * 72, max_pixels)
         return page.render(scale=scale).to_pil().convert("RGB")
@@ -124,7 +125,7 @@ class SpacedCtcDecoder:
             if out and out[-1] != " " and char != " " and self._space_between(probs[previous + 1:column], out[-1], char):
                 out.append(" ")
             out.append(char)
-            previous = column
+            previous = int(column)
         return "".join(out)
 
     def _space_between(self, gap: np.ndarray, left: str, right: str) -> bool:
@@ -143,7 +144,7 @@ def install_spaced_decoder(engine: Any) -> None:
     """Put `SpacedCtcDecoder` in the engine's recogniser; another RapidOCR layout keeps its own (with a warning)."""
     recogniser = getattr(engine, "text_rec", None)
     stock = getattr(recogniser, "postprocess_op", None)
-    if stock is None or " " not in getattr(stock, "character", ()):
+    if recogniser is None or stock is None or " " not in getattr(stock, "character", ()):
         log.warning("this RapidOCR has no CTC decoder with a space class where 1.4.x has one: word spaces may be lost")
         return
     recogniser.postprocess_op = SpacedCtcDecoder(stock)

@@ -58,7 +58,7 @@ class DolphinModel:
         self.dtype = dtype
         self.processor = processor
         self.tokenizer = processor.tokenizer
-        self.model = model.to(device).eval()
+        self.model = model.to(device).eval()  # type: ignore[arg-type]  # transformers wraps to(); mypy loses torch's signature
         self._banned = [[self.tokenizer.unk_token_id], self.tokenizer.convert_tokens_to_ids([ANSWER_TOKEN])]
         positions = getattr(self.model.config.decoder, "max_position_embeddings", MAX_LENGTH)
         self.max_length = min(MAX_LENGTH, positions)

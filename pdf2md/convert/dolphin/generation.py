@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
@@ -33,7 +33,7 @@ class RepetitionStop(StoppingCriteria):
         window = STOP_COPIES * MAX_UNIT
         tails = input_ids[:, max(self.prompt_len, input_ids.shape[1] - window):].tolist()
         done = [repeated_tail(row, STOP_COPIES, STOP_SPAN_TOKENS) is not None for row in tails]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+        return cast(torch.BoolTensor, torch.tensor(done, dtype=torch.bool, device=input_ids.device))
 
 
 class NonFiniteGuard(LogitsProcessor):
@@ -52,7 +52,7 @@ class NonFiniteGuard(LogitsProcessor):
         self.broken = broken if self.broken is None else self.broken | broken
         ended = torch.full_like(scores, float("-inf"))
         ended[:, self.eos_token_id] = 0.0
-        return torch.where(self.broken[:, None], ended, scores)
+        return cast(torch.FloatTensor, torch.where(self.broken[:, None], ended, scores))
 
     def rows(self) -> list[bool]:
         """Which rows broke (read once, after generate)."""

@@ -83,7 +83,6 @@ def dolphin_15_parts() -> tuple[Any, Any]:
         max_position_embeddings=4096,
         scale_embedding=True,
         is_decoder=True,
-        add_cross_attention=True,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
@@ -114,7 +113,7 @@ def dolphin_v2_parts() -> tuple[Any, Any, Any]:
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
-        **specials,
+        **specials,  # type: ignore[arg-type]  # kept in config.json for generation; the typed signature omits them
     )
     return config, tokenizer, Qwen2VLImageProcessorPil(min_pixels=V2_PIXELS[0], max_pixels=V2_PIXELS[1])
 

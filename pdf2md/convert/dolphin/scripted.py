@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from PIL import Image
@@ -205,7 +205,7 @@ class ForcedLengths(LogitsProcessor):
         token = torch.where(self.lengths > step, filler, torch.full_like(filler, self.eos))
         forced = torch.full_like(scores, float("-inf"))
         forced[self.rows, token] = 0.0
-        return forced
+        return cast(torch.FloatTensor, forced)
 
 
 class ScriptedEngine:

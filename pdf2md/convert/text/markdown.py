@@ -189,8 +189,9 @@ def render_page(items: Sequence[Line | Table], style: DocStyle) -> str:
         if isinstance(block, Table):
             text = block.markdown()
         else:
-            listed = labels[i] is None or any(_next_labels(labels[i], labels[j]) for j in (i - 1, i + 1)
-                                              if 0 <= j < len(blocks) and labels[j] is not None)
+            label = labels[i]
+            listed = label is None or any(_next_labels(label, other) for j in (i - 1, i + 1)
+                                          if 0 <= j < len(blocks) and (other := labels[j]) is not None)
             following = blocks[i + 1] if i + 1 < len(blocks) else None
             before_text = isinstance(following, Block) and _prose(following, style) and not _last_item(blocks, i)
             text = _render_block(block, style, listed, before_text)
