@@ -18,7 +18,7 @@ from typing import Any
 
 from pdf2md.convert import Conversion, ConversionError, ConvertOptions, convert_pdf
 from pdf2md.convert.backends import BackendUnavailable, load_backend
-from pdf2md.convert.pipeline import model_backend_for
+from pdf2md.convert.pipeline import Plan, model_backend_for, plan_pdf
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,19 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 class IsolatedConverter:
-    """`convert()` one PDF at a time in a long-lived child; limits enforced from the parent."""
+    """`convert()` (or `plan()`) one PDF at a time in a long-lived child; limits enforced from the parent.
 
-    def __init__(self, options: ConvertOptions, timeout_s: float, memory_mb: int, convert: ConvertFn = convert_pdf) -> None:
+    :param load_model: whether the child loads the model backend and reads model pages itself; a child that
+        only plans (its model pages go to a gpu_feeder.GpuFeeder) loads none and runs under the CPU cap.
+    """
+
+    def __init__(
+        self, options: ConvertOptions, timeout_s: float, memory_mb: int, convert: ConvertFn = convert_pdf, *, load_model: bool = True
+    ) -> None:
         self.options = options
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
+        self.load_model = load_model
         self._convert = convert
         self._ctx = mp.get_context("spawn")
         self._proc: Any = None
@@ -65,8 +72,18 @@ class IsolatedConverter:
 
         `cancel` is polled while the child works: when it turns true the PDF is cut as `interrupted`.
         """
+        result: Conversion = self._request("convert", path, cancel)
+        return result
+
+    def plan(self, path: Path, cancel: Callable[[], bool] = lambda: False) -> Plan:
+        """Open and route `path` in the child (the text layer read, model pages left for the caller), under the
+        same limits as `convert`."""
+        result: Plan = self._request("plan", path, cancel)
+        return result
+
+    def _request(self, kind: str, path: Path, cancel: Callable[[], bool]) -> Any:
         conn = self._ensure_child(cancel)
-        conn.send(str(path))
+        conn.send((kind, str(path)))
         limit_bytes = self._baseline + self.memory_mb * 1024 * 1024
         late = ConversionError("timeout", f"conversion took longer than {self.timeout_s:g} s")
         kind, *payload = self._watch(conn, cancel, "this PDF was converting", _crash_error, late, limit_bytes)
@@ -81,7 +98,7 @@ class IsolatedConverter:
         self._kill()
         parent, child = self._ctx.Pipe()
         self._proc = self._ctx.Process(
-            target=_child_main, args=(child, self.options, self.memory_mb, self._convert), name="pdf2md-convert", daemon=True
+            target=_child_main, args=(child, self.options, self.memory_mb, self._convert, self.load_model), name="pdf2md-convert", daemon=True
         )
         self._proc.start()
         child.close()
@@ -116,7 +133,7 @@ class IsolatedConverter:
             if time.monotonic() > deadline:
                 self._kill()
                 raise late
-            if limit_bytes is not None and _rss_bytes(self._proc.pid) > limit_bytes:
+            if limit_bytes is not None and rss_bytes(self._proc.pid) > limit_bytes:
                 self._kill()
                 raise ConversionError("resource-limit", f"conversion used more than {self.memory_mb} MB of memory")
         try:
@@ -182,7 +199,7 @@ def _crash_error(exitcode: int | None) -> ConversionError:
     return ConversionError("corrupt", f"the converter process died (exit code {exitcode})")
 
 
-def _rss_bytes(pid: int) -> int:
+def rss_bytes(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/statm", "rb") as fh:
             return int(fh.read().split()[1]) * _PAGE
@@ -190,16 +207,18 @@ def _rss_bytes(pid: int) -> int:
         return 0
 
 
-def _child_main(conn: Connection, options: ConvertOptions, memory_mb: int, convert: ConvertFn = convert_pdf) -> None:
+def _child_main(
+    conn: Connection, options: ConvertOptions, memory_mb: int, convert: ConvertFn = convert_pdf, load_model: bool = True
+) -> None:
     # Spot reclaim signals the whole process group: the parent decides what happens to this PDF.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    model = None if options.backend == "text" else model_backend_for(options.backend)
+    model = None if options.backend == "text" or not load_model else options.model or model_backend_for(options.backend)
     if model != "dolphin":
         _limit_address_space(memory_mb)
     if model:
         _load_model(model)
-    conn.send(("ready", _rss_bytes(os.getpid())))
+    conn.send(("ready", rss_bytes(os.getpid())))
     while True:
         try:
             request = conn.recv()
@@ -207,7 +226,8 @@ def _child_main(conn: Connection, options: ConvertOptions, memory_mb: int, conve
             return
         if request is None:
             return
-        conn.send(_convert_one(convert, Path(request), options))
+        kind, path = request
+        conn.send(_convert_one(plan_pdf if kind == "plan" else convert, Path(path), options))
 
 
 def _load_model(name: str) -> None:
@@ -218,7 +238,7 @@ def _load_model(name: str) -> None:
         log.warning("model backend %s unavailable: %s", name, exc)
 
 
-def _convert_one(convert: ConvertFn, path: Path, options: ConvertOptions) -> tuple[Any, ...]:
+def _convert_one(convert: Callable[[Path, ConvertOptions], Any], path: Path, options: ConvertOptions) -> tuple[Any, ...]:
     try:
         return ("ok", convert(path, options))
     except ConversionError as exc:

@@ -68,14 +68,16 @@ def converter_processes(
     *,
     pdf_memory_mb: int,
     gpu_feeder: bool,
+    feeder_memory_mb: int = 0,
     cpus: int | None = None,
     memory_mb: int | None = None,
 ) -> int:
     """How many isolated converters a shard runs.
 
     `requested` > 0 is taken as given (an operator's choice). Otherwise one per usable CPU, less one when a
-    model backend runs on a GPU (that CPU renders pages and feeds the GPU), and no more than the memory
-    holds at each child's per-PDF limit: a shard never promises more memory than it has.
+    model backend runs on a GPU (that CPU renders pages and feeds the GPU: gpu_feeder.py), and no more than
+    the memory holds at each child's per-PDF limit, once the feeder's own limit (`feeder_memory_mb`) is set
+    aside: a shard never promises more memory than it has.
     """
     if requested > 0:
         return requested
@@ -84,7 +86,8 @@ def converter_processes(
     memory_mb = memory_limit_mb() if memory_mb is None else memory_mb
     if memory_mb is None:
         return by_cpu
-    by_memory = max(1, (memory_mb - PARENT_RESERVE_MB) // (pdf_memory_mb + CHILD_OVERHEAD_MB))
+    reserve_mb = PARENT_RESERVE_MB + (feeder_memory_mb if gpu_feeder else 0)
+    by_memory = max(1, (memory_mb - reserve_mb) // (pdf_memory_mb + CHILD_OVERHEAD_MB))
     if by_memory < by_cpu:
         log.info("%d converter process(es), not %d: %d MB of memory at %d MB per PDF", by_memory, by_cpu, memory_mb, pdf_memory_mb)
     return max(1, min(by_cpu, by_memory))

@@ -6,7 +6,8 @@ Three kinds of threads share bounded queues:
 * downloaders claim PDFs in manifest order and fetch each to disk; they wait while the PDFs on disk
   (downloaded, waiting or converting) would pass `Bounds.disk_bytes` or `Bounds.queued_pdfs`;
 * one thread per isolated converter (isolation.ConverterPool) converts them, each PDF under its converter
-  child's own time and memory limits;
+  child's own time and memory limits (with Dolphin, gpu_feeder.FeederPool: the threads plan PDFs in CPU
+  children and share one GPU process's batches);
 * uploaders publish the Markdown; converters wait while the Markdown not yet written would pass
   `Bounds.upload_bytes`.
 
@@ -33,7 +34,6 @@ from typing import Any, Generic, Protocol, TypeVar
 from pdf2md import machine
 from pdf2md.contracts import ErrorKind
 from pdf2md.convert import Conversion, ConversionError
-from pdf2md.convert.pipeline import model_backend_for
 
 log = logging.getLogger(__name__)
 
@@ -384,11 +384,10 @@ class ShardPipeline(Generic[T]):
         self.disk.release(size)
 
 
-def converter_processes_for(backend: str, requested: int, pdf_memory_mb: int) -> int:
-    """Converter children for a shard: as many as the machine allows (machine.converter_processes), or one
-    where pages go to Dolphin: every child would load its own copy of the model onto the one GPU."""
-    if backend != "text" and model_backend_for(backend) == "dolphin":
-        if requested > 1:
-            log.warning("%d converter processes asked for; Dolphin runs in one (one model on the GPU)", requested)
-        return 1
-    return machine.converter_processes(requested, pdf_memory_mb=pdf_memory_mb, gpu_feeder=False)
+def converter_processes_for(model: str, requested: int, pdf_memory_mb: int, feeder_memory_mb: int = 0) -> int:
+    """Converter (or, with Dolphin, planner) children for a shard whose model pages go to `model` ('' for
+    none): as many as the machine allows (machine.converter_processes), one CPU left to the GPU feeder
+    where Dolphin reads the pages (one model on the GPU, in gpu_feeder.py's process)."""
+    return machine.converter_processes(
+        requested, pdf_memory_mb=pdf_memory_mb, gpu_feeder=model == "dolphin", feeder_memory_mb=feeder_memory_mb
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import tempfile
 import threading
@@ -49,6 +50,8 @@ from pdf2md.contracts import (
     whole_manifest_key,
 )
 from pdf2md.convert import Conversion, ConvertOptions
+from pdf2md.convert.pipeline import model_backend_for
+from pdf2md.gpu_feeder import FeederPool, feeder_memory_mb
 from pdf2md.isolation import ConverterPool
 from pdf2md.shard_pipeline import MAX_IO_THREADS, SKIP, ItemFailed, ShardIO, ShardPipeline, converter_processes_for
 
@@ -141,7 +144,14 @@ def run(settings: JobSettings, s3: Any | None = None, stop: StopFlag | None = No
         log.error("cannot start shard %d: %s", settings.array_index, exc)
         return EXIT_SHARD_FAULT
     state = ShardWork(settings, entries)
-    options = ConvertOptions(backend=settings.backend, passwords=passwords, max_pages=settings.max_pages)
+    try:
+        feeder_mb = feeder_memory_mb(os.environ, settings.pdf_memory_mb)
+    except ValueError as exc:
+        log.error("cannot start shard %d: %s", settings.array_index, exc)
+        return EXIT_SHARD_FAULT
+    # chosen once here: `auto` then imports torch in this process only, not in every converter child
+    model = "" if settings.backend == "text" else model_backend_for(settings.backend)
+    options = ConvertOptions(backend=settings.backend, passwords=passwords, max_pages=settings.max_pages, model=model)
     reporter = _ProgressWriter(s3, layout, state)
     try:
         earlier = reporter.write(ShardState.RUNNING)
@@ -159,11 +169,15 @@ def run(settings: JobSettings, s3: Any | None = None, stop: StopFlag | None = No
         size_of=lambda entry: entry.size,
         progress=reporter.maybe_write,
     )
-    processes = converter_processes_for(settings.backend, settings.jobs, settings.pdf_memory_mb)
-    log.info("shard %d: %d converter process(es)", settings.array_index, processes)
-    with tempfile.TemporaryDirectory(prefix="pdf2md-") as tmp, ConverterPool(
-        options, settings.pdf_timeout_s, settings.pdf_memory_mb, processes
-    ) as pool:
+    processes = converter_processes_for(model, settings.jobs, settings.pdf_memory_mb, feeder_mb)
+    pool: ConverterPool | FeederPool
+    if model == "dolphin":
+        log.info("shard %d: %d converter process(es) beside one GPU feeder (%d MB)", settings.array_index, processes, feeder_mb)
+        pool = FeederPool(options, settings.pdf_timeout_s, settings.pdf_memory_mb, processes, feeder_memory_mb=feeder_mb)
+    else:
+        log.info("shard %d: %d converter process(es)", settings.array_index, processes)
+        pool = ConverterPool(options, settings.pdf_timeout_s, settings.pdf_memory_mb, processes)
+    with tempfile.TemporaryDirectory(prefix="pdf2md-") as tmp, pool:
         ShardPipeline(entries, io, pool.converters, Path(tmp), stop).run()
     final = ShardState.INTERRUPTED if stop() else ShardState.DONE
     try:

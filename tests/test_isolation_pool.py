@@ -7,8 +7,11 @@ import shutil
 import time
 from pathlib import Path
 
-from pdf2md.convert import Conversion, ConvertOptions, convert_pdf
-from pdf2md.isolation import ConverterPool
+import pytest
+
+from pdf2md.convert import Conversion, ConversionError, ConvertOptions, convert_pdf
+from pdf2md.convert.pipeline import assemble
+from pdf2md.isolation import ConverterPool, IsolatedConverter
 from pdf2md.shard_pipeline import ShardIO, ShardPipeline
 from tests.conftest import BROKEN_SAMPLES, GOOD_SAMPLES, SAMPLES
 
@@ -67,3 +70,15 @@ def test_each_child_has_its_own_limits_and_the_others_go_on(tmp_path: Path) -> N
     assert failures == {"slow-1": "timeout", "hungry-2": "resource-limit"}
     assert sorted(markdown) == ["FC60_Times.pdf", "code_and_formula.pdf", "crazyones.pdf"]
     assert all(c._proc is None for c in pool.converters), "closing the pool stops every child"
+
+
+def test_a_planner_child_plans_in_its_limits_without_loading_a_model() -> None:
+    options = ConvertOptions(backend="auto", model="ocr")
+    with IsolatedConverter(options, timeout_s=60, memory_mb=1024, load_model=False) as planner:
+        plan = planner.plan(SAMPLES / "crazyones.pdf")
+        baseline = planner._baseline
+        with pytest.raises(ConversionError) as err:
+            planner.plan(SAMPLES / "not-a-pdf.pdf")
+    assert err.value.error_class == "not-pdf"
+    assert plan.model_pages == [] and assemble(plan, {}).markdown == convert_pdf(SAMPLES / "crazyones.pdf", options).markdown
+    assert baseline < 200 * 2**20, "no model (nor torch) loaded in a planner"

@@ -67,8 +67,12 @@ def test_converter_processes_follow_cpus_gpu_and_memory() -> None:
     assert machine.converter_processes(7, pdf_memory_mb=4096, gpu_feeder=True, cpus=2, memory_mb=2_000) == 7, "asked for"
 
 
-def test_dolphin_runs_in_one_process_and_the_text_path_in_many() -> None:
-    assert converter_processes_for("dolphin", 0, 4096) == 1
-    assert converter_processes_for("dolphin", 4, 4096) == 1
-    assert converter_processes_for("text", 5, 4096) == 5
-    assert converter_processes_for("text", 0, 1024) == machine.converter_processes(0, pdf_memory_mb=1024, gpu_feeder=False)
+def test_dolphin_leaves_a_cpu_and_its_memory_to_the_gpu_feeder() -> None:
+    assert converter_processes_for("dolphin", 4, 4096) == 4, "asked for"
+    assert converter_processes_for("", 5, 4096) == 5
+    assert converter_processes_for("dolphin", 0, 1024, 2048) == machine.converter_processes(
+        0, pdf_memory_mb=1024, gpu_feeder=True, feeder_memory_mb=2048)
+    assert converter_processes_for("ocr", 0, 1024) == machine.converter_processes(0, pdf_memory_mb=1024, gpu_feeder=False)
+    # g4dn.xlarge: 16 GiB for 4 vCPUs; the feeder's 4 GB set aside leaves room for 2 planners at 4 GB per PDF.
+    assert machine.converter_processes(0, pdf_memory_mb=4096, gpu_feeder=True, feeder_memory_mb=4096, cpus=4, memory_mb=15_500) == 2
+    assert machine.converter_processes(0, pdf_memory_mb=4096, gpu_feeder=False, feeder_memory_mb=4096, cpus=4, memory_mb=15_500) == 3

@@ -50,6 +50,9 @@ class ConvertOptions:
     passwords: tuple[str, ...] = ()
     max_pages: int = DEFAULT_MAX_PAGES
     page_markers: bool = False
+    model: str = ""
+    """The model backend for pages without a usable text layer, when the caller has already chosen it ('':
+    model_backend_for(backend)). A shard chooses once, so that `auto` does not import torch in every child."""
 
 
 @dataclass
@@ -102,6 +105,16 @@ def convert_pdf(path: Path, options: ConvertOptions = ConvertOptions()) -> Conve
     return assemble(plan, model_out)
 
 
+def plan_pdf(path: Path, options: ConvertOptions = ConvertOptions()) -> Plan:
+    """Open and plan one PDF (its CPU share of the work); raises ConversionError as convert_pdf would."""
+    started = time.perf_counter()
+    with open_pdf(path, options.passwords, options.max_pages) as doc:
+        try:
+            return plan_document(doc, options, started)
+        except pdfium.PdfiumError as exc:
+            raise ConversionError("corrupt", f"pdfium cannot read a page: {exc}") from None
+
+
 def plan_document(doc: pdfium.PdfDocument, options: ConvertOptions, started: float | None = None) -> Plan:
     """Read the text layer and route every page (pdfium errors inside are the caller's to translate)."""
     started = time.perf_counter() if started is None else started
@@ -120,7 +133,7 @@ def plan_document(doc: pdfium.PdfDocument, options: ConvertOptions, started: flo
         pages=n_pages,
         decisions=decisions,
         chunks=[layer.pages[i].markdown if layer and route != "model" else "" for i, (route, _) in enumerate(decisions)],
-        model=model_backend_for(options.backend) if has_model_pages else "",
+        model=(options.model or model_backend_for(options.backend)) if has_model_pages else "",
         page_markers=options.page_markers,
         started=started,
     )

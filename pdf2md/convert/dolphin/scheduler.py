@@ -119,6 +119,7 @@ class _Doc:
     doc_id: Hashable
     source: _Source
     deadline: float | None
+    budget_s: float | None = None
     outputs: dict[int, PageOutput] = field(default_factory=dict)
     error: BaseException | None = None
 
@@ -179,12 +180,18 @@ class PageScheduler:
         self._cancelled: dict[Hashable, BaseException] = {}
         self._lock = threading.Lock()
 
-    def submit(self, doc_id: Hashable, pages: Iterable[RenderedPage], *, deadline: float | None = None) -> None:
-        """Queue a document's pages (rendered and framed for this engine; a lazy iterable is pulled only as rounds need it)."""
+    def submit(
+        self, doc_id: Hashable, pages: Iterable[RenderedPage], *, deadline: float | None = None, budget_s: float | None = None
+    ) -> None:
+        """Queue a document's pages (rendered and framed for this engine; a lazy iterable is pulled only as rounds need it).
+
+        `deadline` is absolute; `budget_s` starts counting when the document's first page enters a round, so
+        the time it waits behind other documents is not charged to it (a GPU worker's per-PDF limit).
+        """
         with self._lock:
             if doc_id in self._docs:
                 raise ValueError(f"document {doc_id!r} is already submitted")
-            self._docs[doc_id] = _Doc(doc_id, _Source(pages), deadline)
+            self._docs[doc_id] = _Doc(doc_id, _Source(pages), deadline, budget_s)
 
     def cancel(self, doc_id: Hashable, error: BaseException | None = None) -> None:
         """Fail a submitted document at the next model call (default: `interrupted`); its batch-mates go on."""
@@ -240,6 +247,10 @@ class PageScheduler:
         """Pages in submission order across documents; each document touched is peeked past its last page taken."""
         pages: list[_Page] = []
         for doc in self._live():
+            if doc.budget_s is not None:
+                spent_by = self.clock() + doc.budget_s
+                doc.deadline = spent_by if doc.deadline is None else min(doc.deadline, spent_by)
+                doc.budget_s = None
             try:
                 while len(pages) < self.pages_per_round and (page := doc.source.take()) is not None:
                     pages.append(_Page(doc, page))
