@@ -62,6 +62,7 @@ EXIT_SHARD_FAULT = 1
 EXIT_INTERRUPTED = 143
 S3_CONNECTIONS = 2 * MAX_IO_THREADS + 8
 """The S3 client's connection pool: the shard pipeline's downloaders and uploaders share one client."""
+MARKDOWN_CONTENT_TYPE = "text/markdown; charset=utf-8"
 WRITE_ID_META = "write-id"
 """x-amz-meta-write-id: a random token per Markdown PUT (see _publish)."""
 
@@ -281,9 +282,9 @@ def _publish(s3: Any, settings: JobSettings, state: ShardWork, entry: ManifestEn
     # A token for this one write: when botocore retries a PUT whose response was lost, the retry meets
     # 412 and the HEAD below finds this token, i.e. our own write, not another attempt's.
     write_id = uuid.uuid4().hex
-    put = dict(metadata={**meta.to_s3_metadata(), WRITE_ID_META: write_id}, content_type="text/markdown; charset=utf-8")
+    metadata = {**meta.to_s3_metadata(), WRITE_ID_META: write_id}
     try:
-        won = s3io.put_conditional(s3, output.bucket, key, body, if_match=replaces, **put)
+        won = s3io.put_conditional(s3, output.bucket, key, body, if_match=replaces, metadata=metadata, content_type=MARKDOWN_CONTENT_TYPE)
         if not won:
             current = s3io.head(s3, output.bucket, key)
             if current and current.get("Metadata", {}).get(WRITE_ID_META) == write_id:
@@ -295,7 +296,8 @@ def _publish(s3: Any, settings: JobSettings, state: ShardWork, entry: ManifestEn
                 return
             else:
                 won = s3io.put_conditional(
-                    s3, output.bucket, key, body, if_match=normalize_etag(current["ETag"]) if current else None, **put
+                    s3, output.bucket, key, body, if_match=normalize_etag(current["ETag"]) if current else None,
+                    metadata=metadata, content_type=MARKDOWN_CONTENT_TYPE,
                 )
     except (ClientError, BotoCoreError) as exc:
         state.fail(entry, ErrorKind.S3_ERROR, f"writing the Markdown: {exc}")
