@@ -15,7 +15,7 @@ import pendulum
 from airflow.sdk import dag
 
 from pdf2md.airflow.params import catch_up_schedule, run_params
-from pdf2md.airflow.pipeline import check_budget, convert_rounds, plan
+from pdf2md.airflow.tasks import check_budget, convert_rounds, plan_task
 
 
 @dag(
@@ -29,7 +29,7 @@ from pdf2md.airflow.pipeline import check_budget, convert_rounds, plan
     doc_md=__doc__,
 )
 def pdf2md_backfill() -> None:
-    run = plan()
+    run = plan_task()
     convert_rounds(run, check_budget(run))
 
 

@@ -14,9 +14,10 @@ import pendulum
 from airflow.sdk import Asset, AssetWatcher, Param, dag
 
 from pdf2md.airflow.params import run_params
-from pdf2md.airflow.pipeline import check_budget, collect_events, convert_rounds
+from pdf2md.airflow.tasks import check_budget, collect_events, convert_rounds
+from pdf2md.contracts import ENV_SQS_QUEUE_URL, MAX_ARRAY_SIZE, MIN_ARRAY_SIZE
 
-QUEUE_URL = os.environ.get("PDF2MD_SQS_QUEUE_URL", "")
+QUEUE_URL = os.environ.get(ENV_SQS_QUEUE_URL, "")
 
 
 def _schedule() -> list[Asset] | None:
@@ -37,7 +38,7 @@ def _schedule() -> list[Asset] | None:
     catchup=False,
     params={
         **run_params(),
-        "array_size": Param(10, type="integer", minimum=2, maximum=10_000, title="Array size",
+        "array_size": Param(10, type="integer", minimum=MIN_ARRAY_SIZE, maximum=MAX_ARRAY_SIZE, title="Array size",
                             description="Batch array children for one burst of uploads (fewer when fewer PDFs)."),
         "sqs_messages": Param([], type="array", title="SQS messages",
                               description="S3 notification messages to convert (normally filled by the SQS watcher)."),

@@ -1,4 +1,4 @@
-"""The `pdf2md` command: convert PDFs locally or from S3, run as an array child, run the emulator."""
+"""The `pdf2md` command: convert PDFs locally or from S3, show a run's status, run as an array child, run the emulator."""
 
 from __future__ import annotations
 
@@ -8,24 +8,36 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdf2md import __version__
 from pdf2md.contracts import (
     BACKENDS,
+    DEFAULT_JOB_QUEUE,
     DEFAULT_MAX_PAGES,
+    DEFAULT_OUTPUT_URI,
     DEFAULT_PDF_MEMORY_MB,
     DEFAULT_PDF_TIMEOUT_S,
+    DEFAULT_RUNS_PREFIX,
+    ENV_JOB_QUEUE,
+    ENV_OUTPUT_URI,
+    ENV_RUNS_URI,
     S3Uri,
     is_pdf_key,
     markdown_rel,
     relative_key,
     safe_rel,
 )
-from pdf2md.status import add_status_parser
+from pdf2md.report import STOPPED
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from pdf2md.ui.airflow_runs import AirflowRun
 
 log = logging.getLogger("pdf2md")
 
@@ -203,19 +215,19 @@ def _collect_s3(raw: str) -> Iterator[Job]:
         yield Job(f"s3://{uri.bucket}/{obj.key}", markdown_rel(rel), obj.mtime, s3=S3Uri(uri.bucket, obj.key))
 
 
-def _s3_client() -> Any:
+def _s3_client() -> S3Client:
     from pdf2md import s3 as s3io
 
     return s3io.client()
 
 
-def _fetch(s3: Any, loc: S3Uri | None, dest: Path) -> Path:
+def _fetch(s3: S3Client | None, loc: S3Uri | None, dest: Path) -> Path:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from pdf2md import s3 as s3io
     from pdf2md.convert import ConversionError
 
-    assert loc is not None
+    assert s3 is not None and loc is not None
     try:
         s3io.download(s3, loc.bucket, loc.prefix, dest)
     except (ClientError, BotoCoreError) as exc:
@@ -255,11 +267,98 @@ def _progress(jobs: list[Job]) -> Any:
     return tqdm(jobs, unit="pdf", file=sys.stderr)
 
 
+# --- status -----------------------------------------------------------------------------------
+
+
+def add_status_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """`pdf2md status [RUN_ID] [--runs-uri URI] [--watch] [--json]`."""
+    parser = subparsers.add_parser("status", help="show a conversion run's shards, throughput, failures and spend")
+    parser.add_argument("run_id", nargs="?", metavar="RUN_ID", help="Airflow run id or its folder name (default: the latest run)")
+    parser.add_argument("--runs-uri", metavar="URI",
+                        help="s3:// prefix of the run artefacts (default: the Airflow run's own, where $AIRFLOW_HOME "
+                             f"names the Airflow that ran it; else ${ENV_RUNS_URI}, else s3://<bucket of "
+                             f"${ENV_OUTPUT_URI} or {DEFAULT_OUTPUT_URI}>/{DEFAULT_RUNS_PREFIX}, as the DAG does)")
+    parser.add_argument("--job-queue", help=f"the run's Batch job queue (default: the run's own, else ${ENV_JOB_QUEUE}, "
+                                            f"else {DEFAULT_JOB_QUEUE})")
+    parser.add_argument("--budget-usd", type=float, help="the run's budget, when its report is not written yet")
+    parser.add_argument("--price-per-hour-usd", type=float, help="the instance price, when its report is not written yet")
+    parser.add_argument("--watch", action="store_true", help="redraw until the run ends")
+    parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="seconds between redraws (default 5)")
+    parser.add_argument("--json", action="store_true", help="print the facts as JSON")
+    parser.set_defaults(func=_cmd_status)
+    return parser
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    """Print the run's status once, or redraw it until the run is no longer live (--watch).
+
+    Exit 2 on usage errors (a bad runs URI, no runs), 1 when the run failed or AWS could not be
+    read, else 0."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return _show(args)
+    except ValueError as exc:
+        print(f"pdf2md: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ClientError, BotoCoreError) as exc:
+        print(f"pdf2md: error: cannot read the run: {exc}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+
+
+def _show(args: argparse.Namespace) -> int:
+    from pdf2md import batch as batch_api
+    from pdf2md import s3 as s3io
+    from pdf2md.status import default_runs_uri, latest_run_id, run_status, with_airflow_outcome
+    from pdf2md.status_text import format_status
+
+    s3, batch = s3io.client(), batch_api.client()
+    airflow = _airflow_run(args.run_id) if args.run_id else None
+    where = airflow.location if airflow else None
+    runs_uri = args.runs_uri or (where.runs_uri if where else default_runs_uri())
+    run_id = args.run_id or latest_run_id(s3, runs_uri)
+    if run_id is None:
+        raise ValueError(f"no runs under {runs_uri}")
+    job_queue = args.job_queue or (where.job_queue if where else os.environ.get(ENV_JOB_QUEUE, DEFAULT_JOB_QUEUE))
+    budget = args.budget_usd if args.budget_usd is not None else (where.budget_usd if where else None)
+    price = args.price_per_hour_usd if args.price_per_hour_usd is not None else (where.price_per_hour_usd if where else None)
+    while True:
+        facts = run_status(s3, batch, runs_uri, run_id, budget_usd=budget, price_per_hour_usd=price, job_queue=job_queue)
+        if airflow is not None:
+            facts = with_airflow_outcome(facts, airflow.state, airflow.failed_tasks)
+        text = json.dumps(facts, indent=2) if args.json else format_status(facts)
+        if args.watch and sys.stdout.isatty():
+            sys.stdout.write("\x1b[H\x1b[2J")
+        print(text, flush=True)
+        if not args.watch or not facts["live"]:
+            return EXIT_SOME_FAILED if facts["state"] in STOPPED else EXIT_OK
+        time.sleep(args.interval)
+        airflow = _airflow_run(run_id) if airflow is not None else None
+
+
+def _airflow_run(run_id: str) -> AirflowRun | None:
+    """Airflow's record of the run, when this shell is configured for the Airflow that ran it
+    ($AIRFLOW_HOME or a database URL) and Airflow is installed; None otherwise."""
+    if not (os.environ.get("AIRFLOW_HOME") or os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")):
+        return None
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from pdf2md.ui.airflow_runs import find_run
+    except ImportError:
+        return None
+    try:
+        return find_run(run_id)
+    except SQLAlchemyError as exc:
+        log.warning("cannot read Airflow's database (%s): showing what S3 and Batch know", exc.__class__.__name__)
+        return None
+
+
 # --- worker and emulator ----------------------------------------------------------------------
 
 
 def _cmd_worker(_args: argparse.Namespace) -> int:
-    from batch_jobs.worker import main as worker_main
+    from pdf2md.worker import main as worker_main
 
     return worker_main(dict(os.environ))
 

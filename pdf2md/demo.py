@@ -14,7 +14,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "tests" / "data" / "pdfs"
@@ -56,8 +59,8 @@ def main() -> int:
         report = _run_dag()
         local = REPO / "demo-output"
         count = _download(s3, local)
-    from pdf2md.airflow.pipeline import format_report
     from pdf2md.contracts import RunReport
+    from pdf2md.report import format_report
 
     print()
     print(format_report(RunReport.from_dict(report)))
@@ -113,7 +116,7 @@ def _output_to(path: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
-def _download(s3: Any, dest: Path) -> int:
+def _download(s3: S3Client, dest: Path) -> int:
     from pdf2md import s3 as s3io
     from pdf2md.contracts import S3Uri
 

@@ -21,10 +21,15 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pdf2md.contracts import DEFAULT_JOB_QUEUE
+from pdf2md.contracts import DEFAULT_JOB_QUEUE, ENV_POLL_INTERVAL_S
 from pdf2md.localbatch import aws_env, local_aws, provision
+
+if TYPE_CHECKING:
+    from mypy_boto3_batch import BatchClient
+    from mypy_boto3_batch.literals import JobStatusType
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger("pdf2md.local_airflow")
 
@@ -37,7 +42,7 @@ START_TIMEOUT_S = 180
 STOP_GRACE_S = 10
 POLL_INTERVAL_S = "5"
 """The emulator answers in milliseconds: the wait task need not poll Batch every 30 s here."""
-_ACTIVE = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+_ACTIVE: tuple[JobStatusType, ...] = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 
 
 class Stop(Exception):
@@ -57,13 +62,13 @@ def airflow_env(home: Path, port: int, endpoint: str) -> dict[str, str]:
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
-        "PDF2MD_POLL_INTERVAL_S": env.get("PDF2MD_POLL_INTERVAL_S", POLL_INTERVAL_S),
+        ENV_POLL_INTERVAL_S: env.get(ENV_POLL_INTERVAL_S, POLL_INTERVAL_S),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     })
     return env
 
 
-def upload_samples(s3: Any) -> int:
+def upload_samples(s3: S3Client) -> int:
     """The shipped sample PDFs (born-digital, scanned, encrypted, broken) under the default input."""
     samples = sorted(SAMPLES.glob("*.pdf"))
     for pdf in samples:
@@ -102,7 +107,7 @@ def stop_group(proc: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> 
     proc.wait()
 
 
-def stop_jobs(batch: Any, timeout_s: float = STOP_GRACE_S) -> int:
+def stop_jobs(batch: BatchClient, timeout_s: float = STOP_GRACE_S) -> int:
     """Terminate the Batch jobs still active (the executor SIGTERMs their workers) and wait for them."""
     def active() -> list[str]:
         return [j["jobId"] for status in _ACTIVE

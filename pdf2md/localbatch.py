@@ -6,11 +6,16 @@ and AWS_BATCH_JOB_ATTEMPT set, walks the statuses RUNNABLE → STARTING → RUNN
 honours terminate_job (SIGTERM, then SIGKILL after the stop timeout), attemptDurationSeconds and the
 definition's retryStrategy, and fails an array parent when any child failed, as AWS does. Code under
 test only sees AWS_ENDPOINT_URL.
+
+moto has no public API for any of this: everything the executor reads or writes of moto's Batch model
+goes through `MotoJob`, and `CONTACT_POINTS` lists each member it relies on and why. When moto is
+upgraded, tests/test_localbatch.py checks them first and names any that moved.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import logging
 import os
@@ -20,15 +25,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from pdf2md.contracts import DEFAULT_JOB_DEFINITION, DEFAULT_JOB_QUEUE
+
+if TYPE_CHECKING:
+    from moto.batch.models import Job
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +45,170 @@ REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
 STOP_TIMEOUT_S = 30.0
 _POLL_S = 0.1
+
+
+# --- moto's internals: every contact point, in one place --------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactPoint:
+    """A member of moto's `Job` model the executor relies on: `params` for a method, None for data."""
+
+    name: str
+    params: tuple[str, ...] | None
+    relies_on: str
+
+
+CONTACT_POINTS = (
+    ContactPoint("run", ("self",), "moto's job thread calls Job.run() once per job, parent and each child; "
+                                   "local_aws replaces it with the executor"),
+    ContactPoint("job_id", None, "a child's id is '<parent id>:<index>'"),
+    ContactPoint("status", None, "a settable property: what describe_jobs reports"),
+    ContactPoint("job_queue", None, "the queue model, whose .name is AWS_BATCH_JQ_NAME"),
+    ContactPoint("job_definition", None, "the definition model: .name and .retry_strategy (attempts, evaluateOnExit)"),
+    ContactPoint("array_properties", None, "a child's dict holds its 'index'"),
+    ContactPoint("attempts", None, "the list describe_jobs reports as attempts; appended to per attempt"),
+    ContactPoint("exit_code", None, "the job's last exit code"),
+    ContactPoint("job_started_at", None, "a datetime: describe_jobs' startedAt"),
+    ContactPoint("stop", None, "True once terminate_job (or Job.terminate) was called"),
+    ContactPoint("job_stopped", None, "True once the job reached SUCCEEDED or FAILED"),
+    ContactPoint("job_stopped_reason", None, "describe_jobs' statusReason"),
+    ContactPoint("backend", None, "the BatchBackend, whose get_job_by_id(id) finds a child's parent"),
+    ContactPoint("_child_jobs", None, "an array parent's children (None for other jobs)"),
+    ContactPoint("terminate", ("self", "reason"), "marks the job to stop with a reason, as terminate_job does"),
+    ContactPoint("_mark_stopped", ("self", "success"), "sets SUCCEEDED/FAILED, job_stopped and the stop time"),
+    ContactPoint("_get_attempt_duration", ("self",), "attemptDurationSeconds of the submit or the definition, or None"),
+    ContactPoint("_get_container_property", ("self", "p", "default"), "the definition's container property with the "
+                                                                      "submit's overrides applied"),
+    ContactPoint("_add_parameters_to_command", ("self", "command"), "Ref::name substitution in the command"),
+)
+
+
+def missing_contact_points() -> list[str]:
+    """The contact points moto's installed version no longer has as relied on, each with what it was for.
+
+    Methods and properties are looked up on the class with their parameter names; data attributes
+    among the names moto's `Job.__init__` assigns."""
+    import inspect
+
+    from moto.batch.models import Job
+
+    assigned = set(Job.__init__.__code__.co_names)
+    missing = []
+    for point in CONTACT_POINTS:
+        member = inspect.getattr_static(Job, point.name, None)
+        if point.params is None:
+            found = member is not None or point.name in assigned
+        else:
+            found = callable(member) and tuple(inspect.signature(member).parameters)[: len(point.params)] == point.params
+        if not found:
+            missing.append(f"moto.batch.models.Job.{point.name} ({point.relies_on})")
+    return missing
+
+
+class MotoJob:
+    """One of moto's Batch jobs, as the executor reads and moves it; the only code touching moto's model."""
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+
+    @property
+    def job_id(self) -> str:
+        return self._job.job_id
+
+    @property
+    def status(self) -> str | None:
+        return self._job.status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self._job.status = value
+
+    @property
+    def queue_name(self) -> str:
+        return self._job.job_queue.name
+
+    @property
+    def definition_name(self) -> str:
+        return self._job.job_definition.name
+
+    @property
+    def retry_strategy(self) -> dict[str, Any]:
+        return dict(self._job.job_definition.retry_strategy or {})
+
+    @property
+    def array_index(self) -> int | None:
+        index = self._job.array_properties.get("index")
+        return None if index is None else int(index)
+
+    @property
+    def attempt_duration_s(self) -> int | None:
+        return self._job._get_attempt_duration()
+
+    def command(self) -> list[str]:
+        return list(self._job._add_parameters_to_command(self._job._get_container_property("command", [])))
+
+    def environment(self) -> dict[str, str]:
+        return {e["name"]: e["value"] for e in self._job._get_container_property("environment", [])}
+
+    @property
+    def stop_requested(self) -> bool:
+        return bool(self._job.stop)
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._job.job_stopped_reason
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self._job.job_stopped)
+
+    def terminate(self, reason: str) -> None:
+        self._job.terminate(reason)
+
+    def start_attempt(self) -> None:
+        self._job.job_started_at = datetime.now()
+
+    def record_attempt(self, exit_code: int, attempt: dict[str, Any]) -> None:
+        self._job.exit_code = exit_code
+        self._job.attempts.append(attempt)
+
+    def finish(self, success: bool, reason: str | None = None) -> None:
+        """SUCCEEDED or FAILED; `reason`, when given, becomes the statusReason."""
+        if reason:
+            self._job.job_stopped_reason = reason
+        self._job._mark_stopped(success=success)
+
+    def parent(self) -> MotoJob | None:
+        """An array child's parent; None for any other job."""
+        if ":" not in self.job_id:
+            return None
+        parent = self._job.backend.get_job_by_id(self.job_id.split(":", 1)[0])
+        return MotoJob(parent) if parent is not None else None
+
+    def children(self) -> list[MotoJob]:
+        return [MotoJob(child) for child in self._job._child_jobs or []]
+
+
+@contextmanager
+def running_jobs_with(run: Callable[[MotoJob], None]) -> Iterator[None]:
+    """moto's Job.run replaced by `run` while the block lasts (moto calls it on the job's own thread)."""
+    from moto.batch import models as batch_models
+
+    original = batch_models.Job.run
+
+    @functools.wraps(original)  # keeps moto's signature visible to missing_contact_points while replaced
+    def replacement(job: Job) -> None:
+        run(MotoJob(job))
+
+    setattr(batch_models.Job, "run", replacement)  # noqa: B010 - a method replaced on moto's class, not an attribute of ours
+    try:
+        yield
+    finally:
+        setattr(batch_models.Job, "run", original)  # noqa: B010
+
+
+# --- the executor -----------------------------------------------------------------------------
 
 
 class LocalExecutor:
@@ -48,40 +221,38 @@ class LocalExecutor:
         self._slots = threading.Semaphore(slots)
         self._lock = threading.Lock()
 
-    def run(self, job: Any) -> None:
+    def run(self, job: MotoJob) -> None:
         """moto calls this on the job's own thread (it replaces Job.run)."""
         try:
             self._run(job)
         except Exception:  # noqa: BLE001 - a bug here must fail the job, not kill moto's thread silently
             log.exception("local Batch executor failed on job %s", job.job_id)
-            job.status_reason = "local executor error"
-            job._mark_stopped(success=False)
+            job.finish(success=False, reason=job.stop_reason or "local executor error")
         finally:
             self._settle_parent(job)
 
-    def _run(self, job: Any) -> None:
+    def _run(self, job: MotoJob) -> None:
         job.status = "PENDING"
         job.status = "RUNNABLE"
-        attempts = int((job.job_definition.retry_strategy or {}).get("attempts") or 1)
+        attempts = int(job.retry_strategy.get("attempts") or 1)
         for attempt in range(1, attempts + 1):
             with self._slots:
                 if self._stopping(job):
-                    job._mark_stopped(success=False)
+                    job.finish(success=False)
                     return
                 exit_code, reason = self._attempt(job, attempt)
             if exit_code == 0:
-                job._mark_stopped(success=True)
+                job.finish(success=True)
                 return
             if attempt == attempts or not self._should_retry(job, exit_code, reason):
-                job.job_stopped_reason = job.job_stopped_reason or reason
-                job._mark_stopped(success=False)
+                job.finish(success=False, reason=job.stop_reason or reason)
                 return
             log.info("job %s attempt %d failed (%s): retrying", job.job_id, attempt, reason)
             job.status = "RUNNABLE"
 
-    def _attempt(self, job: Any, attempt: int) -> tuple[int, str]:
+    def _attempt(self, job: MotoJob, attempt: int) -> tuple[int, str]:
         job.status = "STARTING"
-        job.job_started_at = datetime.now()
+        job.start_attempt()
         job.status = "RUNNING"
         started_ms = int(time.time() * 1000)
         log_path = self.log_dir / f"{job.job_id.replace(':', '-')}.attempt-{attempt}.log"
@@ -91,8 +262,7 @@ class LocalExecutor:
                 start_new_session=True,
             )
             exit_code, reason = self._wait(job, proc)
-        job.exit_code = exit_code
-        job.attempts.append({
+        job.record_attempt(exit_code, {
             "container": {"exitCode": exit_code, "logStreamName": str(log_path), "reason": reason},
             "startedAt": started_ms,
             "stoppedAt": int(time.time() * 1000),
@@ -100,13 +270,13 @@ class LocalExecutor:
         })
         return exit_code, reason
 
-    def _wait(self, job: Any, proc: subprocess.Popen[bytes]) -> tuple[int, str]:
-        duration = job._get_attempt_duration()
+    def _wait(self, job: MotoJob, proc: subprocess.Popen[bytes]) -> tuple[int, str]:
+        duration = job.attempt_duration_s
         deadline = time.monotonic() + duration if duration else None
         reason = "Essential container in task exited"
         while proc.poll() is None:
             if self._stopping(job):
-                reason = job.job_stopped_reason or "Terminated by user"
+                reason = job.stop_reason or "Terminated by user"
                 self._stop(proc)
                 break
             if deadline and time.monotonic() > deadline:
@@ -129,35 +299,35 @@ class LocalExecutor:
         except ProcessLookupError:
             pass
 
-    def _stopping(self, job: Any) -> bool:
-        parent = self._parent(job)
-        if parent is not None and parent.stop and not job.stop:
-            job.terminate(parent.job_stopped_reason or "parent job terminated")
-        return bool(job.stop)
+    def _stopping(self, job: MotoJob) -> bool:
+        parent = job.parent()
+        if parent is not None and parent.stop_requested and not job.stop_requested:
+            job.terminate(parent.stop_reason or "parent job terminated")
+        return job.stop_requested
 
-    def _command(self, job: Any) -> list[str]:
-        command = job._add_parameters_to_command(job._get_container_property("command", []))
+    def _command(self, job: MotoJob) -> list[str]:
+        command = job.command()
         if not command:
-            raise ValueError(f"job definition {job.job_definition.name} has no command")
-        return list(command)
+            raise ValueError(f"job definition {job.definition_name} has no command")
+        return command
 
-    def _env(self, job: Any, attempt: int) -> dict[str, str]:
+    def _env(self, job: MotoJob, attempt: int) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({e["name"]: e["value"] for e in job._get_container_property("environment", [])})
+        env.update(job.environment())
         env.update(FAKE_CREDENTIALS)
         env["AWS_ENDPOINT_URL"] = self.endpoint_url
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["AWS_BATCH_JOB_ID"] = job.job_id
         env["AWS_BATCH_JOB_ATTEMPT"] = str(attempt)
-        env["AWS_BATCH_JQ_NAME"] = job.job_queue.name
-        if "index" in job.array_properties:
-            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_properties["index"])
+        env["AWS_BATCH_JQ_NAME"] = job.queue_name
+        if job.array_index is not None:
+            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
         return env
 
     @staticmethod
-    def _should_retry(job: Any, exit_code: int, reason: str) -> bool:
+    def _should_retry(job: MotoJob, exit_code: int, reason: str) -> bool:
         """The definition's evaluateOnExit rules, first match wins; no rules means retry."""
-        rules = (job.job_definition.retry_strategy or {}).get("evaluateOnExit") or []
+        rules = job.retry_strategy.get("evaluateOnExit") or []
         for rule in rules:
             checks = [
                 ("onExitCode", str(exit_code)),
@@ -168,26 +338,19 @@ class LocalExecutor:
                 return str(rule.get("action", "")).upper() == "RETRY"
         return not rules
 
-    def _parent(self, job: Any) -> Any:
-        if ":" not in job.job_id:
-            return None
-        return job.backend._jobs.get(job.job_id.split(":", 1)[0])
-
-    def _settle_parent(self, job: Any) -> None:
+    def _settle_parent(self, job: MotoJob) -> None:
         """An array parent ends when its last child does: FAILED if any child failed."""
-        parent = self._parent(job)
+        parent = job.parent()
         if parent is None:
             return
         with self._lock:
-            children = parent._child_jobs or []
-            if parent.job_stopped or not all(c.job_stopped for c in children):
-                if not parent.job_stopped and parent.status in ("SUBMITTED", None):
+            children = parent.children()
+            if parent.stopped or not all(c.stopped for c in children):
+                if not parent.stopped and parent.status in ("SUBMITTED", None):
                     parent.status = "PENDING"
                 return
             failed = sum(c.status == "FAILED" for c in children)
-            if failed:
-                parent.job_stopped_reason = f"{failed} of {len(children)} child jobs failed"
-            parent._mark_stopped(success=not failed)
+            parent.finish(success=not failed, reason=f"{failed} of {len(children)} child jobs failed" if failed else None)
 
 
 @contextmanager
@@ -195,7 +358,6 @@ def local_aws(
     slots: int | None = None, log_dir: Path | None = None, stop_timeout_s: float = STOP_TIMEOUT_S, port: int = 0
 ) -> Iterator[str]:
     """Start moto on a free loopback port with the local Batch executor; yields the endpoint URL."""
-    from moto.batch import models as batch_models
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -205,12 +367,10 @@ def local_aws(
     endpoint = f"http://{host}:{port}"
     with tempfile.TemporaryDirectory(prefix="pdf2md-batch-logs-") as tmp:
         executor = LocalExecutor(endpoint, slots or max(os.cpu_count() or 2, 2), log_dir or Path(tmp), stop_timeout_s)
-        original = batch_models.Job.run
-        batch_models.Job.run = lambda job: executor.run(job)
         try:
-            yield endpoint
+            with running_jobs_with(executor.run):
+                yield endpoint
         finally:
-            batch_models.Job.run = original
             server.stop()
 
 

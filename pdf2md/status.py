@@ -1,7 +1,8 @@
 """What a pdf2md run is doing, told from what the run writes to S3 and from the Batch API alone.
 
 One function, `run_status`, assembles the facts; the status page (pdf2md/ui, mounted into Airflow by
-plugins/pdf2md_plugin.py) serves them as JSON and `pdf2md status` prints them, so both always agree.
+plugins/pdf2md_plugin.py) serves them as JSON and `pdf2md status` (pdf2md.cli, drawn by
+pdf2md.status_text) prints them, so both always agree. Nothing here parses arguments or draws.
 Only Airflow knows that a run failed before it wrote anything, and why a task failed:
 `with_airflow_outcome` adds that where Airflow is at hand (pdf2md.ui.airflow_runs reads it); without
 it the CLI still works anywhere with S3 and Batch access.
@@ -13,8 +14,6 @@ the children's Batch attempt intervals × the price, the same sum the wait task 
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import re
@@ -23,27 +22,32 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdf2md import batch as batch_api
 from pdf2md import s3 as s3io
 from pdf2md.budget import DEFAULT_PRICE_PER_HOUR
 from pdf2md.contracts import (
     DEFAULT_JOB_QUEUE,
-    DEFAULT_RUNS_PREFIX,
+    DEFAULT_OUTPUT_URI,
+    ENV_OUTPUT_URI,
+    ENV_RUNS_URI,
     ERROR_CLASSES,
     RoundSummary,
     RunLayout,
     RunReport,
     S3Uri,
     ShardProgress,
+    ShardState,
     safe_run_id,
 )
 from pdf2md.reduce import failures_of_run
+from pdf2md.run_state import batch_job_name_prefix, runs_uri_for
 
-DEFAULT_INPUT_URI = "s3://pdf2md-input/"
-DEFAULT_OUTPUT_URI = "s3://pdf2md-output/markdown/"
-"""The DAGs' Input and Output when PDF2MD_INPUT_URI / PDF2MD_OUTPUT_URI are unset (terraform's bucket names)."""
+if TYPE_CHECKING:
+    from mypy_boto3_batch import BatchClient
+    from mypy_boto3_s3 import S3Client
+
 log = logging.getLogger(__name__)
 
 MAX_SERIES_POINTS = 240
@@ -59,8 +63,8 @@ _FETCH_THREADS = 16
 
 
 def run_status(
-    s3: Any,
-    batch: Any,
+    s3: S3Client,
+    batch: BatchClient,
     runs_uri: str,
     run_id: str,
     *,
@@ -126,7 +130,7 @@ def with_airflow_outcome(facts: dict[str, Any], airflow_state: str, failed_tasks
     return facts
 
 
-def latest_run_id(s3: Any, runs_uri: str) -> str | None:
+def latest_run_id(s3: S3Client, runs_uri: str) -> str | None:
     """The run whose round-0 manifest was written last: `plan` writes it when a run starts."""
     root = S3Uri.parse(runs_uri)
     newest: tuple[float, str] | None = None
@@ -139,31 +143,28 @@ def latest_run_id(s3: Any, runs_uri: str) -> str | None:
     return newest[1] if newest else None
 
 
-def batch_job_name_prefix(run_id: str) -> str:
-    """Job names the submit tasks give this run's array jobs, minus the '-r<round>' suffix.
+def default_runs_uri() -> str:
+    """Where the DAG puts run artefacts when its `runs_uri` Param is empty: the same defaults."""
+    return os.environ.get(ENV_RUNS_URI) or runs_uri_for(os.environ.get(ENV_OUTPUT_URI) or DEFAULT_OUTPUT_URI)
 
-    Mirrors pdf2md.airflow.pipeline.job_name (a test keeps them equal) without importing Airflow,
-    so the CLI runs where only boto3 is installed.
-    """
-    return f"pdf2md-{safe_run_id(run_id).replace('.', '-')}"[:120]
 
 
 # --- S3 ---------------------------------------------------------------------------------------
 
 
-def _subfolders(s3: Any, bucket: str, prefix: str) -> list[str]:
+def _subfolders(s3: S3Client, bucket: str, prefix: str) -> list[str]:
     folders: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
         folders.extend(p["Prefix"] for p in page.get("CommonPrefixes", ()))
     return folders
 
 
-def _round_numbers(s3: Any, layout: RunLayout) -> list[int]:
+def _round_numbers(s3: S3Client, layout: RunLayout) -> list[int]:
     found = (_ROUND_DIR.search(p) for p in _subfolders(s3, layout.run.bucket, layout.run.dir_prefix))
     return sorted(int(m.group(1)) for m in found if m)
 
 
-def _progress_records(s3: Any, layout: RunLayout, rounds: Iterable[int]) -> dict[int, list[ShardProgress]]:
+def _progress_records(s3: S3Client, layout: RunLayout, rounds: Iterable[int]) -> dict[int, list[ShardProgress]]:
     """Every shard's latest progress record, fetched in parallel (one GET per shard)."""
     bucket = layout.run.bucket
     keys = [(rnd, o.key) for rnd in rounds for o in s3io.iter_objects(s3, S3Uri(bucket, layout.progress_prefix(rnd)))]
@@ -176,7 +177,7 @@ def _progress_records(s3: Any, layout: RunLayout, rounds: Iterable[int]) -> dict
     return by_round
 
 
-def _failures(s3: Any, layout: RunLayout, rounds: int) -> dict[str, Any]:
+def _failures(s3: S3Client, layout: RunLayout, rounds: int) -> dict[str, Any]:
     """Failures still standing, by error class, with the offending keys (a key converted in a later
     round no longer counts)."""
     standing = failures_of_run(s3, layout, rounds, limit=sys.maxsize)
@@ -195,7 +196,7 @@ def _failures(s3: Any, layout: RunLayout, rounds: int) -> dict[str, Any]:
 # --- rounds and shards ------------------------------------------------------------------------
 
 
-def _round_view(s3: Any, layout: RunLayout, rnd: int, records: list[ShardProgress], jobs: list[dict[str, Any]]) -> dict[str, Any]:
+def _round_view(s3: S3Client, layout: RunLayout, rnd: int, records: list[ShardProgress], jobs: list[dict[str, Any]]) -> dict[str, Any]:
     """A round: its summary once reduced, its array job, and a row per shard (Batch children with no
     progress record yet are `pending`)."""
     summary = s3io.get_json(s3, layout.run.bucket, layout.summary_key(rnd), RoundSummary)
@@ -215,8 +216,8 @@ def _round_view(s3: Any, layout: RunLayout, rnd: int, records: list[ShardProgres
 
 
 def _shard_view(p: ShardProgress, batch_status: str | None) -> dict[str, Any]:
-    state = p.state
-    if state == "running" and batch_status in batch_api.TERMINAL:
+    state: str = p.state
+    if state == ShardState.RUNNING and batch_status in batch_api.TERMINAL:
         state = "lost"  # the child ended without its final record (SIGKILL, OOM): reduce reruns its PDFs
     done = p.converted + p.skipped + p.failed
     rate = p.pages / p.seconds * 3600 if p.seconds > 0 else 0.0
@@ -251,7 +252,7 @@ def _totals(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 # --- Batch and spend --------------------------------------------------------------------------
 
 
-def _run_jobs(batch: Any, job_queue: str, run_id: str) -> dict[int, list[dict[str, Any]]]:
+def _run_jobs(batch: BatchClient, job_queue: str, run_id: str) -> dict[int, list[dict[str, Any]]]:
     """This run's array jobs by round (oldest first), each with its children described."""
     prefix = batch_job_name_prefix(run_id)
     found: dict[int, list[dict[str, Any]]] = {}
@@ -359,143 +360,3 @@ def _thin(times: list[float]) -> list[float]:
     first, last = times[0], times[-1]
     step = (last - first) / (MAX_SERIES_POINTS - 1)
     return [first + i * step for i in range(MAX_SERIES_POINTS)]
-
-
-# --- the command ------------------------------------------------------------------------------
-
-BAR_WIDTH = 24
-
-
-def add_status_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """`pdf2md status [RUN_ID] [--runs-uri URI] [--watch] [--json]`."""
-    parser = subparsers.add_parser("status", help="show a conversion run's shards, throughput, failures and spend")
-    parser.add_argument("run_id", nargs="?", metavar="RUN_ID", help="Airflow run id or its folder name (default: the latest run)")
-    parser.add_argument("--runs-uri", metavar="URI",
-                        help="s3:// prefix of the run artefacts (default: the Airflow run's own, where $AIRFLOW_HOME "
-                             f"names the Airflow that ran it; else $PDF2MD_RUNS_URI, else s3://<bucket of "
-                             f"$PDF2MD_OUTPUT_URI or {DEFAULT_OUTPUT_URI}>/{DEFAULT_RUNS_PREFIX}, as the DAG does)")
-    parser.add_argument("--job-queue", help="the run's Batch job queue (default: the run's own, else $PDF2MD_JOB_QUEUE, "
-                                            f"else {DEFAULT_JOB_QUEUE})")
-    parser.add_argument("--budget-usd", type=float, help="the run's budget, when its report is not written yet")
-    parser.add_argument("--price-per-hour-usd", type=float, help="the instance price, when its report is not written yet")
-    parser.add_argument("--watch", action="store_true", help="redraw until the run ends")
-    parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="seconds between redraws (default 5)")
-    parser.add_argument("--json", action="store_true", help="print the facts as JSON")
-    parser.set_defaults(func=main_status)
-    return parser
-
-
-def default_runs_uri() -> str:
-    """Where the DAG puts run artefacts when its `runs_uri` Param is empty: the same defaults."""
-    if os.environ.get("PDF2MD_RUNS_URI"):
-        return os.environ["PDF2MD_RUNS_URI"]
-    return str(S3Uri(S3Uri.parse(os.environ.get("PDF2MD_OUTPUT_URI") or DEFAULT_OUTPUT_URI).bucket, DEFAULT_RUNS_PREFIX))
-
-
-def main_status(args: argparse.Namespace) -> int:
-    """Print the run's status once, or redraw it until the run is no longer live (--watch).
-
-    Exit 2 on usage errors (a bad runs URI, no runs), 1 when the run failed or AWS could not be
-    read, else 0."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return _show(args)
-    except ValueError as exc:
-        print(f"pdf2md: error: {exc}", file=sys.stderr)
-        return 2
-    except (ClientError, BotoCoreError) as exc:
-        print(f"pdf2md: error: cannot read the run: {exc}", file=sys.stderr)
-        return 1
-
-
-def _show(args: argparse.Namespace) -> int:
-    s3, batch = s3io.client(), batch_api.client()
-    airflow = _airflow_run(args.run_id) if args.run_id else None
-    where = airflow.location if airflow else None
-    runs_uri = args.runs_uri or (where.runs_uri if where else default_runs_uri())
-    run_id = args.run_id or latest_run_id(s3, runs_uri)
-    if run_id is None:
-        raise ValueError(f"no runs under {runs_uri}")
-    job_queue = args.job_queue or (where.job_queue if where else os.environ.get("PDF2MD_JOB_QUEUE", DEFAULT_JOB_QUEUE))
-    budget = args.budget_usd if args.budget_usd is not None else (where.budget_usd if where else None)
-    price = args.price_per_hour_usd if args.price_per_hour_usd is not None else (where.price_per_hour_usd if where else None)
-    while True:
-        facts = run_status(s3, batch, runs_uri, run_id, budget_usd=budget, price_per_hour_usd=price, job_queue=job_queue)
-        if airflow is not None:
-            facts = with_airflow_outcome(facts, airflow.state, airflow.failed_tasks)
-        text = json.dumps(facts, indent=2) if args.json else format_status(facts)
-        if args.watch and sys.stdout.isatty():
-            sys.stdout.write("\x1b[H\x1b[2J")
-        print(text, flush=True)
-        if not args.watch or not facts["live"]:
-            return 1 if facts["state"] in ("failed", "halted-budget") else 0
-        time.sleep(args.interval)
-        airflow = _airflow_run(run_id) if airflow is not None else None
-
-
-def _airflow_run(run_id: str) -> Any:
-    """Airflow's record of the run, when this shell is configured for the Airflow that ran it
-    ($AIRFLOW_HOME or a database URL) and Airflow is installed; None otherwise."""
-    if not (os.environ.get("AIRFLOW_HOME") or os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")):
-        return None
-    try:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from pdf2md.ui.airflow_runs import find_run
-    except ImportError:
-        return None
-    try:
-        return find_run(run_id)
-    except SQLAlchemyError as exc:
-        log.warning("cannot read Airflow's database (%s): showing what S3 and Batch know", exc.__class__.__name__)
-        return None
-
-
-def bar(done: float, total: float | None, width: int = BAR_WIDTH) -> str:
-    """A text progress bar; an unknown total shows as an empty frame."""
-    if not total:
-        return "[" + " " * width + "]"
-    filled = min(width, round(width * done / total))
-    return "[" + "#" * filled + "." * (width - filled) + "]"
-
-
-def format_status(facts: dict[str, Any]) -> str:
-    """The compact terminal view: a header, a line per shard, failures and spend."""
-    t, spend = facts["totals"], facts["spend"]
-    lines = [f"pdf2md run {facts['run_id']}: {facts['state'].upper()}{' (live)' if facts['live'] else ''}"
-             f"{' - ' + facts['message'] if facts['message'] else ''}",
-             f"  {facts['run_uri']}",
-             *(f"  failed task {t['task_id']}: {t['message']}" for t in facts.get("failed_tasks", ())),
-             f"  PDFs {t['converted']} converted, {t['skipped']} skipped of {t['assigned']}; {t['pages']} pages; "
-             f"{t['shards']} shard(s) in {t['rounds']} round(s): "
-             + ", ".join(f"{n} {s}" for s, n in sorted(t["shards_by_state"].items()))]
-    for rnd in facts["rounds"]:
-        lines.extend(_format_round(rnd))
-    lines.append("failures  " + (f"{facts['failures']['total']} standing" if facts["failures"]["total"] else "none"))
-    for cls in facts["failures"]["by_class"]:
-        keys = ", ".join(cls["keys"][:3]) + (", …" if cls["count"] > 3 else "")
-        lines.append(f"  {cls['error_class']:<20} {cls['count']:>5}  {'retryable' if cls['retryable'] else 'permanent'}  {keys}")
-    budget = spend["budget_usd"]
-    lines.append(f"spend     ${spend['spent_usd']:.4f}" + (f" of ${budget:.2f} {bar(spend['spent_usd'], budget)}" if budget else
-                                                        " (budget unknown until the report: pass --budget-usd)")
-                 + f"  {spend['instance_seconds'] / 3600:.4f} instance-h × ${spend['price_per_hour_usd']:.4f}/h ({spend['price_source']})")
-    return "\n".join(lines)
-
-
-def _format_round(rnd: dict[str, Any]) -> list[str]:
-    job = rnd["job"]
-    head = f"round {rnd['round']}{' (rerun)' if rnd['rerun'] else ''}"
-    if job:
-        head += f"  job {job['job_id']} {job['status']}: " + ", ".join(f"{n} {s}" for s, n in sorted(job["children_by_status"].items()))
-    if rnd["summary"]:
-        s = rnd["summary"]
-        head += (f"  reduced: {s['converted']} converted, {s['skipped']} skipped, {sum(s['permanent_by_class'].values())} failed, "
-                 f"{sum(s['retryable_by_class'].values())} to rerun")
-    lines = [head, f"  {'shard':>5} {'state':<11} {'PDFs':<{BAR_WIDTH + 2}} {'done':>9} {'pages':>11} {'pages/h':>9}"]
-    for s in rnd["shards"]:
-        assigned = s["assigned"]
-        pages = str(s["pages"])
-        done = f"{s['done']}/{assigned if assigned is not None else '?'}"
-        lines.append(f"  {s['shard']:>5} {s['state']:<11} {bar(s['done'], assigned)} {done:>9} {pages:>11} {s['pages_per_hour']:>9.0f}")
-    return lines

@@ -67,7 +67,7 @@ variable "input_prefix" {
 }
 
 variable "output_prefix" {
-  description = "Key prefix of the Markdown in the output bucket ('' or ending in '/'): outputs at <prefix><rel>.md, metadata under <prefix>_pdf2md/meta/."
+  description = "Key prefix of the Markdown in the output bucket ('' or ending in '/'): outputs at <prefix><rel>.md (conversion metadata as the object's x-amz-meta-* headers), permanent-failure markers at <prefix>_pdf2md/failed/<rel>.json."
   type        = string
   default     = "markdown/"
 

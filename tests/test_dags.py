@@ -227,7 +227,7 @@ def test_crossing_the_budget_between_rounds_halts_before_the_rerun(s3: Any, buck
 def test_the_trigger_forms_defaults_validate_and_optional_fields_take_null(monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.sdk.definitions.param import ParamValidationError
 
-    from pdf2md.airflow.params import RunConfig
+    from pdf2md.run_state import RunConfig
 
     dag = _dag("pdf2md_backfill")
     defaults = dag.params.validate()
@@ -263,3 +263,14 @@ def test_submit_declares_only_the_link_it_fills() -> None:
     """The provider's other links are read from XComs a non-waiting submit never writes (an error line each)."""
     submit = _dag("pdf2md_backfill").get_task("round_0.submit")
     assert [link.name for link in submit.operator_extra_links] == ["Batch Job Details"]
+
+
+def test_task_ids_are_the_names_the_tasks_pull_by() -> None:
+    """XCom pulls and the status page find tasks by pdf2md.airflow.names: the DAGs must be built from the same names."""
+    from pdf2md.airflow.names import TaskId, round_task_id
+    from pdf2md.airflow.params import MAX_RERUN_ROUNDS
+
+    rounds = {round_task_id(r, step) for r in range(MAX_RERUN_ROUNDS + 1) for step in (TaskId.SUBMIT, TaskId.WAIT, TaskId.REDUCE)}
+    rounds |= {round_task_id(r, TaskId.CHECK_SPEND) for r in range(1, MAX_RERUN_ROUNDS + 1)}
+    for dag_id, first in (("pdf2md_backfill", TaskId.PLAN), ("pdf2md_s3_events", TaskId.COLLECT_EVENTS)):
+        assert set(_dag(dag_id).task_ids) == {first, TaskId.CHECK_BUDGET, TaskId.REPORT} | rounds

@@ -94,3 +94,24 @@ def test_describe_in_chunks_sees_every_child(batch: Any, size: int) -> None:
                            arrayProperties={"size": size})
     _wait(batch, job["jobId"])
     assert [k["jobId"] for k in children(batch, job["jobId"])] == [f"{job['jobId']}:{i}" for i in range(size)]
+
+
+def test_moto_still_has_every_contact_point_the_executor_relies_on() -> None:
+    """After a moto upgrade, this names what moved (and what the executor used it for) before anything else fails."""
+    from pdf2md.localbatch import missing_contact_points
+
+    missing = missing_contact_points()
+    assert missing == [], "moto changed what pdf2md.localbatch.MotoJob relies on:\n  " + "\n  ".join(missing)
+
+
+def test_a_moved_contact_point_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.batch.models import Job
+
+    from pdf2md import localbatch
+
+    monkeypatch.delattr(Job, "_mark_stopped")
+    monkeypatch.setattr(localbatch, "CONTACT_POINTS", (*localbatch.CONTACT_POINTS,
+                                                       localbatch.ContactPoint("job_gone", None, "a field moto dropped")))
+    missing = localbatch.missing_contact_points()
+    assert [m.split(" ")[0] for m in missing] == ["moto.batch.models.Job._mark_stopped", "moto.batch.models.Job.job_gone"]
+    assert "sets SUCCEEDED/FAILED" in missing[0]

@@ -1,36 +1,43 @@
-"""The trigger form: every setting a run takes, with a schema and a description; and its validation."""
+"""The trigger form: every setting a run takes, with a schema and a description.
+
+What the form sends is validated further into a RunConfig (pdf2md.run_state) by the first task.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
-from typing import Any
 
 from airflow.sdk import Param
 
+from pdf2md.airflow.budget_sensor import DEFAULT_POLL_INTERVAL_S
 from pdf2md.budget import DEFAULT_INSTANCE_TYPE, DEFAULT_PRICE_PER_HOUR
 from pdf2md.contracts import (
     BACKENDS,
     DEFAULT_BACKEND,
+    DEFAULT_INPUT_URI,
     DEFAULT_JOB_DEFINITION,
     DEFAULT_JOB_QUEUE,
     DEFAULT_MAX_PAGES,
+    DEFAULT_OUTPUT_URI,
     DEFAULT_PDF_MEMORY_MB,
     DEFAULT_PDF_TIMEOUT_S,
     DEFAULT_RUNS_PREFIX,
+    ENV_INPUT_URI,
+    ENV_JOB_DEFINITION,
+    ENV_JOB_QUEUE,
+    ENV_OUTPUT_URI,
+    ENV_POLL_INTERVAL_S,
+    ENV_RUNS_URI,
     MAX_ARRAY_SIZE,
     MIN_ARRAY_SIZE,
-    S3Uri,
 )
-from pdf2md.status import DEFAULT_INPUT_URI, DEFAULT_OUTPUT_URI
 
-OPTIONAL_URIS = ("runs_uri", "passwords_uri")
 MAX_RERUN_ROUNDS = 3
 """Rounds are tasks in the graph, so their number has a ceiling; the Param picks up to it."""
 S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$"
 S3_RULE = "Format: s3://bucket/prefix/ (bucket: 3-63 lowercase letters, digits, dots, hyphens)."
 """Said next to each URI field: the trigger form shows descriptions, not the schema's pattern."""
-DAILY_WHEN_SET = ("PDF2MD_INPUT_URI", "PDF2MD_OUTPUT_URI")
+DAILY_WHEN_SET = (ENV_INPUT_URI, ENV_OUTPUT_URI)
 """The daily catch-up runs only on prefixes the deployment named, never on the example defaults."""
 
 
@@ -52,21 +59,21 @@ def catch_up_schedule() -> str | None:
 def run_params() -> dict[str, Param]:
     """Built when a DAG file is parsed: defaults may come from the environment, never from AWS."""
     return {
-        "input_uri": _s3_param(os.environ.get("PDF2MD_INPUT_URI", DEFAULT_INPUT_URI), "Input",
+        "input_uri": _s3_param(os.environ.get(ENV_INPUT_URI, DEFAULT_INPUT_URI), "Input",
                                f"The prefix holding the PDFs (listed recursively; other files are ignored). {S3_RULE}"),
-        "output_uri": _s3_param(os.environ.get("PDF2MD_OUTPUT_URI", DEFAULT_OUTPUT_URI), "Output",
+        "output_uri": _s3_param(os.environ.get(ENV_OUTPUT_URI, DEFAULT_OUTPUT_URI), "Output",
                                 "Where the Markdown goes: <output>/<path under input>.md; PDFs whose Markdown is "
                                 f"newer than the PDF are skipped. Must not be inside the input. {S3_RULE}"),
-        "runs_uri": _s3_param(os.environ.get("PDF2MD_RUNS_URI"), "Run artefacts",
+        "runs_uri": _s3_param(os.environ.get(ENV_RUNS_URI), "Run artefacts",
                               f"Optional: leave empty for s3://<output bucket>/{DEFAULT_RUNS_PREFIX}. Where manifests, "
                               f"failure records, progress and the report go. {S3_RULE}", optional=True),
         "array_size": Param(100, type="integer", minimum=MIN_ARRAY_SIZE, maximum=MAX_ARRAY_SIZE, title="Array size",
                             description="Batch array children (2–10,000); fewer are used when there are fewer PDFs."),
         "backend": Param(DEFAULT_BACKEND, type="string", enum=list(BACKENDS), title="Backend",
                          description="auto: text layer where usable, Dolphin (GPU) or OCR for the rest; text, ocr, dolphin: force one."),
-        "job_queue": Param(os.environ.get("PDF2MD_JOB_QUEUE", DEFAULT_JOB_QUEUE), type="string", minLength=1,
+        "job_queue": Param(os.environ.get(ENV_JOB_QUEUE, DEFAULT_JOB_QUEUE), type="string", minLength=1,
                            title="Job queue", description="AWS Batch job queue (terraform output job_queue)."),
-        "job_definition": Param(os.environ.get("PDF2MD_JOB_DEFINITION", DEFAULT_JOB_DEFINITION), type="string", minLength=1,
+        "job_definition": Param(os.environ.get(ENV_JOB_DEFINITION, DEFAULT_JOB_DEFINITION), type="string", minLength=1,
                                 title="Job definition", description="AWS Batch job definition (terraform output job_definition)."),
         "budget_usd": Param(50.0, type="number", minimum=0, title="Budget (USD)",
                             description="The run halts (jobs terminated, run failed) when its estimate or its spend passes this."),
@@ -96,78 +103,6 @@ def run_params() -> dict[str, Param]:
                                    "Optional: the s3:// key of a JSON list of passwords to try on encrypted PDFs; empty: none. "
                                    + S3_RULE, optional=True),
         "aws_conn_id": Param("aws_default", type="string", title="AWS connection", description="Airflow connection for AWS."),
-        "poll_interval_s": Param(int(os.environ.get("PDF2MD_POLL_INTERVAL_S", "30")), type="integer", minimum=1, maximum=600,
+        "poll_interval_s": Param(int(os.environ.get(ENV_POLL_INTERVAL_S) or DEFAULT_POLL_INTERVAL_S), type="integer", minimum=1, maximum=600,
                                  title="Poll interval (s)", description="How often the wait checks the array job and its spend."),
     }
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """The validated settings of one run, as the tasks pass them along (a plain dict in XCom)."""
-
-    run_id: str
-    input_uri: str
-    output_uri: str
-    runs_uri: str
-    array_size: int
-    backend: str
-    job_queue: str
-    job_definition: str
-    budget_usd: float
-    max_rerun_rounds: int
-    retry_failed: bool
-    dry_run: bool
-    seconds_per_page: float
-    pages_in_parallel: int
-    bytes_per_page: int
-    price_per_hour_usd: float
-    instance_type: str
-    pdf_timeout_s: int
-    pdf_memory_mb: int
-    max_pages: int
-    passwords_uri: str
-    aws_conn_id: str
-    poll_interval_s: int
-
-    @classmethod
-    def from_params(cls, run_id: str, params: dict[str, Any]) -> RunConfig:
-        """Checks the schema cannot express; raises ValueError with every problem at once."""
-        names = {f.name for f in fields(cls)} - {"run_id"}
-        values = {k: params[k] for k in names if k in params}
-        for name in OPTIONAL_URIS:
-            if name in values and values[name] is None:
-                values[name] = ""  # the form's emptied field; "" means "not set" from here on
-        missing = sorted(names - values.keys())
-        if missing:
-            raise ValueError(f"missing settings: {', '.join(missing)}")
-        problems = []
-        uris = {}
-        for name in ("input_uri", "output_uri", *OPTIONAL_URIS):
-            if name in OPTIONAL_URIS and not values[name]:
-                continue
-            try:
-                uris[name] = S3Uri.parse(values[name])
-            except ValueError as exc:
-                problems.append(f"{name}: {exc}")
-        if not values.get("runs_uri") and "output_uri" in uris:
-            values["runs_uri"] = str(S3Uri(uris["output_uri"].bucket, DEFAULT_RUNS_PREFIX))
-            uris["runs_uri"] = S3Uri.parse(values["runs_uri"])
-        if "input_uri" in uris and "output_uri" in uris and _overlaps(uris["input_uri"], uris["output_uri"]):
-            problems.append("output_uri must not be inside input_uri or contain it")
-        if "input_uri" in uris and "runs_uri" in uris and _overlaps(uris["input_uri"], uris["runs_uri"]):
-            problems.append("runs_uri must not be inside input_uri or contain it")
-        if values.get("backend") not in BACKENDS:
-            problems.append(f"backend must be one of {', '.join(BACKENDS)}")
-        if problems:
-            raise ValueError("bad run configuration: " + "; ".join(problems))
-        return cls(run_id=run_id, **values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _overlaps(a: S3Uri, b: S3Uri) -> bool:
-    if a.bucket != b.bucket:
-        return False
-    pa, pb = a.dir_prefix, b.dir_prefix
-    return pa.startswith(pb) or pb.startswith(pa)

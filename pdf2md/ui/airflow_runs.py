@@ -12,13 +12,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from pdf2md.contracts import DEFAULT_JOB_QUEUE, DEFAULT_RUNS_PREFIX, S3Uri
-from pdf2md.status import DEFAULT_OUTPUT_URI
+from pdf2md.airflow.names import FIRST_TASKS, RETURN_VALUE, TaskId
+from pdf2md.contracts import DEFAULT_JOB_QUEUE, DEFAULT_OUTPUT_URI, S3Uri
+from pdf2md.run_state import OrderKey, RunState, runs_uri_for
 
 log = logging.getLogger(__name__)
 
-PLAN_TASKS = ("plan", "collect_events")
-"""The first task of each pdf2md DAG: its XCom is the run's validated configuration."""
 PDF2MD_DAGS = ("pdf2md_backfill", "pdf2md_s3_events")
 FAILED = "failed"
 
@@ -58,34 +57,31 @@ def find_run(run_id: str, dag_id: str | None = None) -> AirflowRun | None:
         run = session.scalars(select(DagRun).where(DagRun.run_id == run_id, DagRun.dag_id.in_(dag_ids))).first()
         if run is None:
             return None
-        config = _plan_config(session, run.dag_id, run_id)
-        location = _location(run_id, config) if config else _location_from_conf(run_id, dict(run.conf or {}))
+        location = _planned_location(session, run.dag_id, run_id) or _location_from_conf(run_id, dict(run.conf or {}))
         return AirflowRun(run.dag_id, run_id, str(run.state), location, _failed_tasks(session, run.dag_id, run_id))
 
 
-def _plan_config(session: Any, dag_id: str, run_id: str) -> dict[str, Any] | None:
+def _planned_location(session: Any, dag_id: str, run_id: str) -> RunLocation | None:
+    """Where the run writes, from its first task's RunState (and check_budget's price, once known)."""
     from airflow.models.xcom import XComModel
 
-    rows = session.scalars(XComModel.get_many(run_id=run_id, dag_ids=dag_id, task_ids=[*PLAN_TASKS, "check_budget"])).all()
+    tasks = [*FIRST_TASKS, TaskId.CHECK_BUDGET]
+    rows = session.scalars(XComModel.get_many(run_id=run_id, dag_ids=dag_id, task_ids=tasks)).all()
     values = {(row.task_id, row.key): XComModel.deserialize_value(row) for row in rows}
-    config = next((values[(t, "return_value")] for t in PLAN_TASKS if (t, "return_value") in values), None)
-    if not isinstance(config, dict) or "runs_uri" not in config:
-        return None
-    price = values.get(("check_budget", "price_per_hour"))
-    return {**config, "price_per_hour_usd": float(price) if price else config.get("price_per_hour_usd")}
-
-
-def _location(run_id: str, config: dict[str, Any]) -> RunLocation:
-    return RunLocation(runs_uri=config["runs_uri"], run_id=run_id, aws_conn_id=config.get("aws_conn_id") or "aws_default",
-                       job_queue=config.get("job_queue") or DEFAULT_JOB_QUEUE, budget_usd=config.get("budget_usd"),
-                       price_per_hour_usd=config.get("price_per_hour_usd"))
+    first = next((values[(t, RETURN_VALUE)] for t in FIRST_TASKS if (t, RETURN_VALUE) in values), None)
+    try:
+        config = RunState.from_xcom(first).config
+    except (TypeError, KeyError, ValueError):
+        return None  # no plan yet, or one written by an older pdf2md: the run's conf says the rest
+    price = values.get((TaskId.CHECK_BUDGET, OrderKey.PRICE_PER_HOUR))
+    return RunLocation(runs_uri=config.runs_uri, run_id=run_id, aws_conn_id=config.aws_conn_id, job_queue=config.job_queue,
+                       budget_usd=config.budget_usd, price_per_hour_usd=float(price) if price else config.price_per_hour_usd)
 
 
 def _location_from_conf(run_id: str, conf: dict[str, Any]) -> RunLocation | None:
     """Before (or without) a plan: the run's conf with the DAG's own defaults, as `plan` would read it."""
     try:
-        runs = conf.get("runs_uri") or str(S3Uri(S3Uri.parse(conf.get("output_uri") or DEFAULT_OUTPUT_URI).bucket,
-                                                 DEFAULT_RUNS_PREFIX))
+        runs = conf.get("runs_uri") or runs_uri_for(conf.get("output_uri") or DEFAULT_OUTPUT_URI)
         S3Uri.parse(runs)
     except ValueError:
         return None
@@ -108,7 +104,7 @@ def failure_message(ti: Any) -> str:
     from airflow.utils.log.log_reader import TaskLogReader
 
     try:
-        lines, _ = TaskLogReader().read_log_chunks(ti, ti.try_number, {})
+        lines, _ = TaskLogReader().read_log_chunks(ti, ti.try_number, {"end_of_log": False})
         errors = [line.model_dump() for line in lines if getattr(line, "level", None) == "error"]
     except Exception as exc:  # noqa: BLE001 - a log that cannot be read must not hide the failure itself
         log.warning("cannot read the log of %s: %s", ti.task_id, exc)

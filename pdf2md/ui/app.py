@@ -11,7 +11,7 @@ nothing else to show.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
@@ -19,6 +19,10 @@ from fastapi.staticfiles import StaticFiles
 
 from pdf2md.status import empty_status, run_status, with_airflow_outcome
 from pdf2md.ui.airflow_runs import PDF2MD_DAGS, AirflowRun, find_run
+
+if TYPE_CHECKING:
+    from mypy_boto3_batch import BatchClient
+    from mypy_boto3_s3 import S3Client
 
 URL_PREFIX = "/pdf2md"
 STATIC = Path(__file__).parent / "static"
@@ -33,7 +37,7 @@ def locate_run(dag_id: str, run_id: str) -> AirflowRun:
     return run
 
 
-def aws_clients(conn_id: str) -> tuple[Any, Any]:
+def aws_clients(conn_id: str) -> tuple[S3Client, BatchClient]:
     """S3 and Batch clients of the run's Airflow connection, as the tasks themselves make them."""
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 

@@ -29,7 +29,7 @@ import pytest
 
 from pdf2md import s3 as s3io
 from pdf2md.contracts import ManifestEntry, RunLayout, ShardProgress, shard_of
-from pdf2md.status import batch_job_name_prefix
+from pdf2md.run_state import batch_job_name_prefix
 from tests.conftest import REPO, upload
 
 SCANNED = 1

@@ -7,8 +7,11 @@ import json
 
 import pytest
 
+from pdf2md.cli import add_status_parser
 from pdf2md.contracts import ShardProgress
-from pdf2md.status import add_status_parser, bar, batch_job_name_prefix, cumulative_busy_seconds, format_status, throughput_series
+from pdf2md.run_state import batch_job_name_prefix
+from pdf2md.status import cumulative_busy_seconds, throughput_series
+from pdf2md.status_text import bar, format_status
 from tests.conftest import REPO
 from tests.ui.conftest import BROKEN, BUDGET_USD, LiveRun
 
@@ -48,10 +51,10 @@ def test_status_without_runs_or_with_a_bad_uri_is_a_usage_error(aws_endpoint: st
 
 
 def test_job_names_match_the_submit_task() -> None:
-    from pdf2md.airflow.pipeline import job_name
+    from pdf2md.run_state import job_name
 
     run_id = "manual__2026-11-23T10:52:45.203397+00:00"
-    assert job_name({"run_id": run_id}, 3) == batch_job_name_prefix(run_id) + "-r3"
+    assert job_name(run_id, 3) == batch_job_name_prefix(run_id) + "-r3"
 
 
 def test_spend_curve_is_exact_at_the_span_boundaries() -> None:

@@ -1,0 +1,183 @@
+"""What a run's tasks hand each other: the validated settings, the plan's figures, each round's order.
+
+The trigger form's values become a `RunConfig` once, in the first task; that task adds its `Plan` and
+hands the pair on as one `RunState`, serialised in one place (`to_xcom` / `from_xcom`). Every later
+task reads the same typed record instead of a dict of loose keys. A round's submit arguments travel
+as a `RoundOrder`, whose XCom keys are the `OrderKey` members. Nothing here imports Airflow: the
+status command and the report read these records where only boto3 is installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Final
+
+from pdf2md.contracts import BACKENDS, DEFAULT_RUNS_PREFIX, JobSettings, Plan, RunLayout, S3Uri, safe_run_id
+
+OPTIONAL_URIS = ("runs_uri", "passwords_uri")
+"""Settings that may be empty: "" means "not set" once a RunConfig is built."""
+_JOB_NAME_LIMIT = 120
+"""Batch job names hold 128 characters at most; the '-r<round>' suffix takes the rest."""
+
+
+def runs_uri_for(output_uri: str) -> str:
+    """Where run artefacts go when the run names no place: beside the output, in its bucket's runs folder."""
+    return str(S3Uri(S3Uri.parse(output_uri).bucket, DEFAULT_RUNS_PREFIX))
+
+
+def batch_job_name_prefix(run_id: str) -> str:
+    """The name every array job of this run starts with (Batch allows letters, digits, '-' and '_')."""
+    return f"pdf2md-{safe_run_id(run_id).replace('.', '-')}"[:_JOB_NAME_LIMIT]
+
+
+def job_name(run_id: str, rnd: int) -> str:
+    """Round `rnd`'s array job: the status view finds a run's jobs by the prefix and the round by the suffix."""
+    return f"{batch_job_name_prefix(run_id)}-r{rnd}"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The validated settings of one run (the trigger form's fields, defaults filled in)."""
+
+    run_id: str
+    input_uri: str
+    output_uri: str
+    runs_uri: str
+    array_size: int
+    backend: str
+    job_queue: str
+    job_definition: str
+    budget_usd: float
+    max_rerun_rounds: int
+    retry_failed: bool
+    dry_run: bool
+    seconds_per_page: float
+    pages_in_parallel: int
+    bytes_per_page: int
+    price_per_hour_usd: float
+    instance_type: str
+    pdf_timeout_s: int
+    pdf_memory_mb: int
+    max_pages: int
+    passwords_uri: str
+    aws_conn_id: str
+    poll_interval_s: int
+
+    @classmethod
+    def from_params(cls, run_id: str, params: Mapping[str, Any]) -> RunConfig:
+        """Checks the schema cannot express; raises ValueError with every problem at once."""
+        names = {f.name for f in fields(cls)} - {"run_id"}
+        values = {k: params[k] for k in names if k in params}
+        for name in OPTIONAL_URIS:
+            if name in values and values[name] is None:
+                values[name] = ""  # the form's emptied field
+        missing = sorted(names - values.keys())
+        if missing:
+            raise ValueError(f"missing settings: {', '.join(missing)}")
+        problems = []
+        uris = {}
+        for name in ("input_uri", "output_uri", *OPTIONAL_URIS):
+            if name in OPTIONAL_URIS and not values[name]:
+                continue
+            try:
+                uris[name] = S3Uri.parse(values[name])
+            except ValueError as exc:
+                problems.append(f"{name}: {exc}")
+        if not values.get("runs_uri") and "output_uri" in uris:
+            values["runs_uri"] = runs_uri_for(values["output_uri"])
+            uris["runs_uri"] = S3Uri.parse(values["runs_uri"])
+        if "input_uri" in uris and "output_uri" in uris and _overlaps(uris["input_uri"], uris["output_uri"]):
+            problems.append("output_uri must not be inside input_uri or contain it")
+        if "input_uri" in uris and "runs_uri" in uris and _overlaps(uris["input_uri"], uris["runs_uri"]):
+            problems.append("runs_uri must not be inside input_uri or contain it")
+        if values.get("backend") not in BACKENDS:
+            problems.append(f"backend must be one of {', '.join(BACKENDS)}")
+        if problems:
+            raise ValueError("bad run configuration: " + "; ".join(problems))
+        return cls(run_id=run_id, **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout.for_run(self.runs_uri, self.run_id)
+
+
+def _overlaps(a: S3Uri, b: S3Uri) -> bool:
+    if a.bucket != b.bucket:
+        return False
+    pa, pb = a.dir_prefix, b.dir_prefix
+    return pa.startswith(pb) or pb.startswith(pa)
+
+
+@dataclass(frozen=True)
+class RunState:
+    """The run as every task after the first sees it: its settings, its round-0 plan, when it started."""
+
+    config: RunConfig
+    plan: Plan
+    started_at: float
+
+    def to_xcom(self) -> dict[str, Any]:
+        """The one JSON shape a RunState takes between tasks (Airflow stores XComs as JSON)."""
+        return {"config": self.config.to_dict(), "plan": self.plan.to_dict(), "started_at": self.started_at}
+
+    @classmethod
+    def from_xcom(cls, data: object) -> RunState:
+        """The record back from `to_xcom`'s shape; a TypeError or KeyError for anything else."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"a run state is a JSON object, got {type(data).__name__}")
+        return cls(RunConfig(**data["config"]), Plan.from_dict(data["plan"]), float(data["started_at"]))
+
+    @property
+    def layout(self) -> RunLayout:
+        return self.config.layout
+
+
+class OrderKey:
+    """The XCom keys of a round's order (check_budget and check_spend push one XCom per key)."""
+
+    JOB_NAME: Final = "job_name"
+    ARRAY_PROPERTIES: Final = "array_properties"
+    CONTAINER_OVERRIDES: Final = "container_overrides"
+    PRICE_PER_HOUR: Final = "price_per_hour"
+    PRICE_SOURCE: Final = "price_source"
+    BUDGET_LEFT_USD: Final = "budget_left_usd"
+
+
+@dataclass(frozen=True)
+class RoundOrder:
+    """What one round submits (job name, array size, the children's environment) and may spend."""
+
+    job_name: str
+    array_size: int
+    environment: dict[str, str]
+    price_per_hour: float
+    budget_left_usd: float
+    price_source: str = ""
+
+    def to_xcom(self) -> dict[str, Any]:
+        """Keyed as the submit operator's arguments and the wait sensor's settings."""
+        return {
+            OrderKey.JOB_NAME: self.job_name,
+            OrderKey.ARRAY_PROPERTIES: {"size": self.array_size},
+            OrderKey.CONTAINER_OVERRIDES: {"environment": [{"name": k, "value": v} for k, v in self.environment.items()]},
+            OrderKey.PRICE_PER_HOUR: self.price_per_hour,
+            OrderKey.PRICE_SOURCE: self.price_source,
+            OrderKey.BUDGET_LEFT_USD: self.budget_left_usd,
+        }
+
+
+def round_order(state: RunState, rnd: int, manifest_uri: str, array_size: int, price_per_hour: float,
+                budget_left_usd: float, price_source: str = "") -> RoundOrder:
+    """Round `rnd`'s order: the children's environment is the contract's JobSettings."""
+    config = state.config
+    settings = JobSettings(
+        manifest_uri=manifest_uri, output_uri=config.output_uri, run_uri=str(state.layout.run), run_id=config.run_id,
+        array_size=array_size, round=rnd, backend=config.backend, pdf_timeout_s=config.pdf_timeout_s,
+        pdf_memory_mb=config.pdf_memory_mb, max_pages=config.max_pages, passwords_uri=config.passwords_uri or None,
+    )
+    return RoundOrder(job_name=job_name(config.run_id, rnd), array_size=array_size, environment=settings.to_env(),
+                      price_per_hour=price_per_hour, budget_left_usd=budget_left_usd, price_source=price_source)
