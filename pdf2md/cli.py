@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--memory-mb", type=int, default=DEFAULT_PDF_MEMORY_MB, help="memory allowed per PDF")
     conv.add_argument("--max-pages", type=int, default=DEFAULT_MAX_PAGES, help="PDFs with more pages fail")
     conv.add_argument("--page-markers", action="store_true", help="put <!-- page N --> before each page")
+    conv.add_argument("--jobs", type=int, default=1, metavar="N",
+                      help="PDFs converted in parallel, each in its own process (0: as many as the CPUs and memory allow)")
     conv.add_argument("--skip-existing", action="store_true",
                       help="skip PDFs whose Markdown in OUTDIR is newer than the PDF (as the Batch worker does)")
     conv.set_defaults(func=_cmd_convert)
@@ -118,14 +120,23 @@ class Job:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from pdf2md.convert import ConversionError, ConvertOptions
-    from pdf2md.isolation import IsolatedConverter
+    import threading
 
+    from pdf2md.convert import ConvertOptions
+    from pdf2md.convert.pipeline import model_backend_for
+    from pdf2md.gpu_feeder import FeederPool, feeder_memory_mb
+    from pdf2md.isolation import ConverterPool
+    from pdf2md.shard_pipeline import ShardIO, ShardPipeline, converter_processes_for
+
+    if args.jobs < 0:
+        raise UsageError("--jobs must be >= 0 (0: as many as the machine allows)")
     outdir = _writable_dir(args.output)
     jobs = list(_collect(args.paths))
     if not jobs:
         raise UsageError("no PDFs found in the given paths")
-    options = ConvertOptions(backend=args.backend, passwords=tuple(args.password), max_pages=args.max_pages, page_markers=args.page_markers)
+    model = "" if args.backend == "text" else model_backend_for(args.backend)
+    options = ConvertOptions(backend=args.backend, passwords=tuple(args.password), max_pages=args.max_pages,
+                             page_markers=args.page_markers, model=model)
     report: dict[str, Any] = {"converted": [], "skipped": [], "failed": []}
     if args.skip_existing:
         report["skipped"] = [{"source": j.source, "output": str(outdir / j.rel_md)} for j in jobs if j.up_to_date(outdir / j.rel_md)]
@@ -133,22 +144,36 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         jobs = [j for j in jobs if j.source not in done]
     s3 = _s3_client() if any(j.s3 for j in jobs) else None
     mode = 0o666 & ~_umask()
-    with tempfile.TemporaryDirectory(prefix="pdf2md-") as tmp, IsolatedConverter(options, args.timeout, args.memory_mb) as converter:
-        for job in _progress(jobs):
-            target = outdir / job.rel_md
-            try:
-                path = job.local or _fetch(s3, job.s3, Path(tmp) / "input.pdf")
-                result = converter.convert(path)
-            except ConversionError as exc:
-                log.warning("%s: %s", job.source, exc)
-                report["failed"].append({"source": job.source, "error_class": exc.error_class, "message": exc.message})
-                continue
-            _write_atomically(target, result.markdown, mode)
+    lock = threading.Lock()
+
+    def publish(job: Job, _context: object, result: Any) -> None:
+        target = outdir / job.rel_md
+        _write_atomically(target, result.markdown, mode)
+        with lock:
             report["converted"].append({
                 "source": job.source, "output": str(target), "pages": result.pages,
                 "backend": result.backend, "seconds": round(result.seconds, 3),
                 "routes": [r.to_dict() for r in result.routes],
             })
+
+    def fail(job: Job, error_class: str, message: str) -> None:
+        log.warning("%s: %s: %s", job.source, error_class, message)
+        report["failed"].append({"source": job.source, "error_class": error_class, "message": message})
+
+    bar = _progress_bar(len(jobs))
+    io: ShardIO[Job] = ShardIO(fetch=lambda job, dest: _stage(s3, job, dest), publish=publish, fail=fail,
+                               skip=lambda job: None, size_of=_size_of, progress=bar)
+    feeder_mb = feeder_memory_mb(os.environ, args.memory_mb)
+    processes = converter_processes_for(model, args.jobs, args.memory_mb, feeder_mb)
+    pool: ConverterPool | FeederPool = (
+        FeederPool(options, args.timeout, args.memory_mb, processes, feeder_memory_mb=feeder_mb) if model == "dolphin"
+        else ConverterPool(options, args.timeout, args.memory_mb, processes)
+    )
+    with tempfile.TemporaryDirectory(prefix="pdf2md-") as tmp, pool:
+        ShardPipeline(jobs, io, pool.converters, Path(tmp), lambda: False).run()
+    order = {j.source: i for i, j in enumerate(jobs)}
+    for key in ("converted", "failed"):
+        report[key].sort(key=lambda entry: order[entry["source"]])
     report["summary"] = {"converted": len(report["converted"]), "skipped": len(report["skipped"]),
                          "failed": len(report["failed"]), "pages": sum(c["pages"] for c in report["converted"])}
     if args.report:
@@ -157,6 +182,27 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     log.info("%d converted (%d pages), %d up to date, %d failed; Markdown in %s", s["converted"], s["pages"], s["skipped"],
              s["failed"], outdir)
     return EXIT_SOME_FAILED if report["failed"] else EXIT_OK
+
+
+def _stage(s3: S3Client | None, job: Job, dest: Path) -> None:
+    """The PDF at `dest` for a converter: a link to a local file, a download of an S3 one."""
+    from pdf2md.convert import ConversionError
+    from pdf2md.shard_pipeline import ItemFailed
+
+    if job.local is not None:
+        dest.symlink_to(job.local.resolve())
+        return
+    try:
+        _fetch(s3, job.s3, dest)
+    except ConversionError as exc:
+        raise ItemFailed(exc.error_class, exc.message) from None
+
+
+def _size_of(job: Job) -> int:
+    try:
+        return job.local.stat().st_size if job.local is not None else 0
+    except OSError:
+        return 0
 
 
 def _writable_dir(path: Path) -> Path:
@@ -258,13 +304,18 @@ def _write_atomically(target: Path, text: str, mode: int) -> None:
         raise
 
 
-def _progress(jobs: list[Job]) -> Any:
-    """A progress bar on a terminal, nothing otherwise."""
+def _progress_bar(total: int) -> Callable[[], None]:
+    """One tick per settled PDF: a progress bar on a terminal, nothing otherwise."""
     if not sys.stderr.isatty():
-        return jobs
+        return lambda: None
     from tqdm import tqdm
 
-    return tqdm(jobs, unit="pdf", file=sys.stderr)
+    bar = tqdm(total=total, unit="pdf", file=sys.stderr)
+
+    def tick() -> None:
+        bar.update(1)
+
+    return tick
 
 
 # --- status -----------------------------------------------------------------------------------

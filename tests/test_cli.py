@@ -36,6 +36,21 @@ def test_convert_a_folder_mirrors_it_and_reports_failures(tmp_path: Path) -> Non
     assert "Traceback" not in result.stderr
 
 
+def test_convert_with_parallel_jobs_gives_the_same_files_and_report_as_one(tmp_path: Path) -> None:
+    reports = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        result = _pdf2md("convert", str(SAMPLES), "-o", str(out), "--backend", "text", "--jobs", jobs,
+                         "--report", str(tmp_path / f"r{jobs}.json"))
+        assert result.returncode == 1, result.stderr  # the samples hold broken and encrypted PDFs
+        reports.append(json.loads((tmp_path / f"r{jobs}.json").read_text()))
+    assert reports[0]["summary"] == reports[1]["summary"] and reports[0]["summary"]["converted"] > 1
+    assert [f["source"] for f in reports[0]["failed"]] == [f["source"] for f in reports[1]["failed"]]
+    one = {p.relative_to(tmp_path / "out1"): p.read_text() for p in (tmp_path / "out1").rglob("*.md")}
+    two = {p.relative_to(tmp_path / "out2"): p.read_text() for p in (tmp_path / "out2").rglob("*.md")}
+    assert one == two
+
+
 def test_convert_exits_zero_when_everything_converted_and_uses_passwords(tmp_path: Path) -> None:
     result = _pdf2md("convert", str(SAMPLES / "encrypted-asdfzxcv.pdf"), "-o", str(tmp_path), "--password", "wrong", "--password", "asdfzxcv")
     assert result.returncode == 0, result.stderr
