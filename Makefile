@@ -32,6 +32,7 @@ airflow: $(STAMP)
 
 test: $(STAMP) $(CHECKOV)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	CHECKOV_BIN=$(CHECKOV) $(BIN)/python -m pytest -q
 
 $(CHECKOV): constraints-checkov.txt
