@@ -68,6 +68,11 @@ def write_pdf(path: Path, pages: list[Page]) -> Path:
                         f"/Resources << /Font << {fonts} >> /XObject << /Im1 {image_id} 0 R >> >> >>".encode()))
     add(f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>".encode())
     catalog = add(f"<< /Type /Catalog /Pages {pages_id} 0 R >>".encode())
+    return write_objects(path, objects, catalog)
+
+
+def write_objects(path: Path, objects: list[bytes], root: int) -> Path:
+    """A PDF of these objects (numbered from 1) with an xref table; `root` is the catalog's number."""
     data = bytearray(b"%PDF-1.7\n")
     offsets = []
     for number, body in enumerate(objects, 1):
@@ -76,6 +81,6 @@ def write_pdf(path: Path, pages: list[Page]) -> Path:
     xref = len(data)
     data += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     data += b"".join(b"%010d 00000 n \n" % off for off in offsets)
-    data += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, catalog, xref)
+    data += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, root, xref)
     path.write_bytes(bytes(data))
     return path

@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pdf2md.convert import ConvertOptions, convert_pdf, pipeline
-from pdf2md.convert.backends import PageOutput
 from pdf2md.convert.textlayer import LayerStats
+from tests.convert.conftest import FakeModel
 from tests.convert.pdfgen import Page
 
 MakePdf = Callable[..., Path]
 PROSE = [(72, 700 - 13 * i, line) for i, line in enumerate(("A page with a real text layer on it,", "long enough to be worth reading."))]
-
-
-class FakeModel:
-    """Stands in for OCR/Dolphin: records the pages it was given."""
-
-    name = "fake"
-
-    def __init__(self) -> None:
-        self.pages: list[int] = []
-
-    def convert_pages(self, doc: object, pages: Sequence[int]) -> dict[int, PageOutput]:
-        self.pages.extend(pages)
-        return {i: PageOutput(f"model text of page {i + 1}", 0.5) for i in pages}
-
-
-@pytest.fixture
-def model(monkeypatch: pytest.MonkeyPatch) -> FakeModel:
-    fake = FakeModel()
-    monkeypatch.setattr(pipeline, "load_backend", lambda name: fake)
-    monkeypatch.setattr(pipeline, "auto_model_backend", lambda: "ocr")
-    return fake
 
 
 def test_auto_sends_text_pages_to_text_and_scans_to_the_model(make_pdf: MakePdf, model: FakeModel) -> None:

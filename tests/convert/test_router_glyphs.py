@@ -15,32 +15,13 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
 import pytest
 
-from pdf2md.convert import ConvertOptions, convert_pdf, pipeline
-from pdf2md.convert.backends import PageOutput
-from tests.convert.pdfgen import Page
+from pdf2md.convert import ConvertOptions, convert_pdf
+from tests.convert.conftest import FakeModel
+from tests.convert.pdfgen import Page, write_objects
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 SENTENCE = "Here's to the crazy ones, the misfits and the rebels."
 MakePdf = Callable[..., Path]
-
-
-class FakeModel:
-    """Stands in for OCR: records the pages it was given."""
-
-    def __init__(self) -> None:
-        self.pages: list[int] = []
-
-    def convert_pages(self, doc: object, pages: Sequence[int]) -> dict[int, PageOutput]:
-        self.pages.extend(pages)
-        return {i: PageOutput(f"model text of page {i + 1}", 0.1) for i in pages}
-
-
-@pytest.fixture
-def model(monkeypatch: pytest.MonkeyPatch) -> FakeModel:
-    fake = FakeModel()
-    monkeypatch.setattr(pipeline, "load_backend", lambda name: fake)
-    monkeypatch.setattr(pipeline, "auto_model_backend", lambda: "ocr")
-    return fake
 
 
 def outlined_text_pdf(path: Path, lines: Sequence[str], size: float = 18) -> Path:
@@ -129,22 +110,7 @@ def type3_image_pdf(path: Path, lines: Sequence[str], size: float = 18) -> Path:
                    f"/Resources << /Font << /T3 {font_id} 0 R >> >> >>".encode())
     objects.append(f"<< /Type /Pages /Kids [{pages_id - 1} 0 R] /Count 1 >>".encode())
     objects.append(f"<< /Type /Catalog /Pages {pages_id} 0 R >>".encode())
-    return _write(path, objects)
-
-
-def _write(path: Path, objects: list[bytes]) -> Path:
-    """Objects numbered from 1, the last one the catalog, with an xref table."""
-    data = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(data))
-        data += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(data)
-    data += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    data += b"".join(b"%010d 00000 n \n" % off for off in offsets)
-    data += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, len(objects), xref)
-    path.write_bytes(bytes(data))
-    return path
+    return write_objects(path, objects, len(objects))
 
 
 def test_text_drawn_as_outlines_goes_to_the_model(tmp_path: Path, model: FakeModel) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from pdf2md.convert.dolphin.profiles import PROFILES
-from pdf2md.convert.dolphin.tiny import dolphin_tokenizer, qwen_token_ids, qwen_tokenizer
+from pdf2md.convert.dolphin.tiny import dolphin_1x_config, dolphin_tokenizer, qwen_token_ids, qwen_tokenizer
 
 GENERATIONS = ("1.5", "v2")
 DOLPHIN_15_VOCAB = 73_921
@@ -65,34 +65,16 @@ QWEN25_VL_3B_VISION: dict[str, Any] = {
 
 def dolphin_15_parts() -> tuple[Any, Any]:
     """(config, processor) of Dolphin 1.5's published shape."""
-    from transformers import DonutImageProcessor, DonutProcessor, DonutSwinConfig, MBartConfig, VisionEncoderDecoderConfig
+    from transformers import DonutImageProcessor, DonutProcessor, DonutSwinConfig
 
     tokenizer = dolphin_tokenizer("1.5")
     encoder = DonutSwinConfig(
         image_size=DOLPHIN_15_SQUARE, patch_size=4, embed_dim=128, depths=[2, 2, 14, 2], num_heads=[4, 8, 16, 32], window_size=7
     )
-    decoder = MBartConfig(
-        vocab_size=DOLPHIN_15_VOCAB,
-        d_model=1024,
-        decoder_layers=10,
-        encoder_layers=10,  # MBart sizes its KV cache from encoder_layers (PLATFORM-NOTES pitfall)
-        decoder_attention_heads=16,
-        encoder_attention_heads=16,
-        decoder_ffn_dim=4096,
-        encoder_ffn_dim=4096,
-        max_position_embeddings=4096,
-        scale_embedding=True,
-        is_decoder=True,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.bos_token_id,
+    config = dolphin_1x_config(
+        tokenizer, encoder, vocab_size=DOLPHIN_15_VOCAB, d_model=1024, layers=10, heads=16, ffn_dim=4096,
+        max_positions=4096,
     )
-    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
-    config.pad_token_id = tokenizer.pad_token_id
-    config.decoder_start_token_id = tokenizer.bos_token_id
-    config.eos_token_id = tokenizer.eos_token_id
     images = DonutImageProcessor(size={"height": DOLPHIN_15_SQUARE, "width": DOLPHIN_15_SQUARE}, do_align_long_axis=False)
     return config, DonutProcessor(image_processor=images, tokenizer=tokenizer)
 

@@ -6,7 +6,7 @@ Used by the CPU tests and by `bench/dolphin_gpu.py --tiny`; each writes a comple
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pdf2md.convert.dolphin.profiles import LAYOUT_1_5_TOKENS
 from pdf2md.convert.dolphin.prompts import ANSWER_TOKEN, PROMPTS
@@ -40,6 +40,42 @@ V2_PIXELS = (28 * 28, 28 * 28 * 64)
 """The tiny v2 sees at most 64 merged patches a picture, so its prompts stay short."""
 
 
+def dolphin_1x_config(
+    tokenizer: PreTrainedTokenizerFast, encoder: Any, *, vocab_size: int, d_model: int, layers: int, heads: int,
+    ffn_dim: int, max_positions: int,
+) -> Any:
+    """A Dolphin 1.x VisionEncoderDecoderConfig: `encoder` (DonutSwin) + an MBart decoder of this size.
+
+    MBart sizes its KV cache from encoder_layers, so that equals the decoder's (PLATFORM-NOTES pitfall);
+    from_encoder_decoder_configs makes the decoder a cross-attending decoder.
+    """
+    from transformers import MBartConfig, VisionEncoderDecoderConfig
+
+    decoder = MBartConfig(
+        vocab_size=vocab_size,
+        d_model=d_model,
+        encoder_layers=layers,
+        decoder_layers=layers,
+        encoder_attention_heads=heads,
+        decoder_attention_heads=heads,
+        encoder_ffn_dim=ffn_dim,
+        decoder_ffn_dim=ffn_dim,
+        max_position_embeddings=max_positions,
+        scale_embedding=True,
+        is_decoder=True,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.bos_token_id,
+    )
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    config.pad_token_id = tokenizer.pad_token_id
+    config.decoder_start_token_id = tokenizer.bos_token_id
+    config.eos_token_id = tokenizer.eos_token_id
+    return config
+
+
 def build_tiny_model(out_dir: Path, seed: int = 0, max_positions: int = 64, generation: str = "1.0") -> Path:
     """Save a tiny VisionEncoderDecoderModel, tokenizer and DonutProcessor into out_dir.
 
@@ -51,8 +87,6 @@ def build_tiny_model(out_dir: Path, seed: int = 0, max_positions: int = 64, gene
         DonutImageProcessor,
         DonutProcessor,
         DonutSwinConfig,
-        MBartConfig,
-        VisionEncoderDecoderConfig,
         VisionEncoderDecoderModel,
     )
 
@@ -61,27 +95,9 @@ def build_tiny_model(out_dir: Path, seed: int = 0, max_positions: int = 64, gene
     encoder = DonutSwinConfig(
         image_size=IMAGE_SIZE, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=7
     )
-    decoder = MBartConfig(
-        vocab_size=len(tokenizer),
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=max_positions,
-        scale_embedding=True,
-        is_decoder=True,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.bos_token_id,
+    config = dolphin_1x_config(
+        tokenizer, encoder, vocab_size=len(tokenizer), d_model=32, layers=2, heads=2, ffn_dim=64, max_positions=max_positions
     )
-    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
-    config.pad_token_id = tokenizer.pad_token_id
-    config.decoder_start_token_id = tokenizer.bos_token_id
-    config.eos_token_id = tokenizer.eos_token_id
     model = VisionEncoderDecoderModel(config=config)
     image_processor = DonutImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, do_align_long_axis=False)
     processor = DonutProcessor(image_processor=image_processor, tokenizer=tokenizer)
