@@ -13,7 +13,8 @@ Run as `.venv/bin/python bench/scale.py [--keys 100000] [--array-size 10000] [--
 3. Requests per PDF: one real worker shard converts --pdfs PDFs against the local emulator (moto server),
    then a retried attempt (AWS_BATCH_JOB_ATTEMPT=2) after half the outputs were deleted, with a botocore
    `before-send` hook counting every S3 request per key.
-4. Reduce and status at `--array-size` shards: the real reduce_round and progress.read_round/summarize
+4. Reduce and status at `--array-size` shards: the real reduce_round, and what the status page and
+   `pdf2md status` do per round (progress.read_round, status.round_progress, status.throughput_series)
    against FakeS3 holding every shard's records, each request delayed by SIMULATED_LATENCY_S (a typical
    in-region S3 round trip), since their time is mostly waiting on S3.
 """
@@ -41,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from botocore.exceptions import ClientError  # noqa: E402
 from botocore.response import StreamingBody  # noqa: E402
 
-from pdf2md import plan, progress, reduce, worker  # noqa: E402
+from pdf2md import plan, progress, reduce, status, worker  # noqa: E402
 from pdf2md.contracts import (  # noqa: E402
     MAX_ARRAY_SIZE,
     JobSettings,
@@ -251,10 +252,11 @@ def reduce_and_status(n_keys: int, array_size: int) -> dict[str, Any]:
         fake.objects[RUN.results_key(0, shard, 1)] = results
         fake.objects[RUN.failures_key(0, shard, 1)] = b""
         state = ShardState.RUNNING if shard % 7 else ShardState.DONE
-        record = ShardProgress("bench", 0, shard, 1, state, per_shard, converted=per_shard * (shard % 10) // 10, updated_at=now)
+        record = ShardProgress("bench", 0, shard, 1, state, per_shard, converted=per_shard * (shard % 10) // 10,
+                               started_at=now - 3600 + shard % 600, updated_at=now - shard % 60)
         bands[band_of(shard)] = bands.get(band_of(shard), ProgressBand(0, band_of(shard))).merged(record)
-    for band, record in bands.items():
-        fake.objects[RUN.band_key(0, band)] = record.to_json().encode()
+    for band, merged in bands.items():
+        fake.objects[RUN.band_key(0, band)] = merged.to_json().encode()
     fake.requests.clear()
     started = time.perf_counter()
     summary = reduce.reduce_round(fake, RUN, 0, "s3://pdfs/out/", array_size, rerun=True, run_id="bench")
@@ -262,9 +264,11 @@ def reduce_and_status(n_keys: int, array_size: int) -> dict[str, Any]:
     reduce_requests = sum(fake.requests.values())
     fake.requests.clear()
     started = time.perf_counter()
-    view = progress.summarize(0, progress.read_round(fake, RUN, 0), array_size)
+    records = progress.read_round(fake, RUN, 0)  # what pdf2md.status.run_status does for each round
+    view = status.round_progress(0, records, {}, array_size, now)
+    status.throughput_series(records, now)
     status_s = time.perf_counter() - started
-    assert summary.converted == per_shard * array_size and view.shards == array_size
+    assert summary.converted == per_shard * array_size and view["shards"] == array_size
     return {"reduce_s": round(reduce_s, 2), "reduce_requests": reduce_requests, "status_refresh_s": round(status_s, 2),
             "status_requests": sum(fake.requests.values()), "simulated_latency_s": SIMULATED_LATENCY_S}
 

@@ -47,17 +47,27 @@ def _children_of(batch: Any, parent: dict[str, Any]) -> list[dict[str, Any]]:
     return list(describe(batch, ids))
 
 
-def attempt_seconds(job: dict[str, Any], now_ms: int | None = None) -> float:
-    """Instance time a job used: its finished attempts plus the one running now."""
-    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-    total_ms = 0
+def attempt_intervals(job: dict[str, Any], now_ms: int | None = None) -> list[tuple[int, int | None]]:
+    """(start, stop) in epoch milliseconds of each attempt that used an instance: the finished ones,
+    then the one running now, which stops at `now_ms` when given and is open (None) otherwise.
+
+    The one definition of a job's instance time: spend (attempt_seconds) and the status page's
+    spend curve both read it."""
+    spans: list[tuple[int, int | None]] = []
     for attempt in job.get("attempts") or ():
         start, stop = attempt.get("startedAt"), attempt.get("stoppedAt")
         if start and stop and stop >= start:
-            total_ms += stop - start
+            spans.append((int(start), int(stop)))
     if job.get("status") == "RUNNING" and job.get("startedAt"):
-        total_ms += max(0, now_ms - job["startedAt"])
-    return total_ms / 1000
+        start = int(job["startedAt"])
+        spans.append((start, max(start, now_ms) if now_ms is not None else None))
+    return spans
+
+
+def attempt_seconds(job: dict[str, Any], now_ms: int | None = None) -> float:
+    """Instance time a job used: its finished attempts plus the one running now."""
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    return sum((stop if stop is not None else now_ms) - start for start, stop in attempt_intervals(job, now_ms)) / 1000
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="PDFs converted in parallel, each in its own process (0: as many as the CPUs and memory allow)")
     conv.add_argument("--skip-existing", action="store_true",
                       help="skip PDFs whose Markdown in OUTDIR is newer than the PDF (as the Batch worker does)")
+    conv.add_argument("--inventory", metavar="URI",
+                      help="an S3 Inventory report of the s3:// PATHs' bucket (its manifest.json, or the <source bucket>/"
+                           "<config id>/ folder for the newest): read instead of listing the input; PDFs added after "
+                           "the report wait for the next one")
     conv.set_defaults(func=_cmd_convert)
 
     worker = sub.add_parser("worker", help="the AWS Batch array-job entrypoint (configured by PDF2MD_* variables)")
@@ -131,7 +135,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         raise UsageError("--jobs must be >= 0 (0: as many as the machine allows)")
     outdir = _writable_dir(args.output)
-    jobs = list(_collect(args.paths))
+    if args.inventory and not any(p.startswith("s3://") for p in args.paths):
+        raise UsageError("--inventory lists an s3:// input: give the s3:// prefix it covers")
+    jobs = list(_collect(args.paths, args.inventory))
     if not jobs:
         raise UsageError("no PDFs found in the given paths")
     model = "" if args.backend == "text" else model_backend_for(args.backend)
@@ -215,10 +221,10 @@ def _writable_dir(path: Path) -> Path:
     return path
 
 
-def _collect(paths: Sequence[str]) -> Iterator[Job]:
+def _collect(paths: Sequence[str], inventory: str | None = None) -> Iterator[Job]:
     for raw in paths:
         if raw.startswith("s3://"):
-            yield from _collect_s3(raw)
+            yield from _collect_s3(raw, inventory)
             continue
         path = Path(raw)
         if path.is_dir():
@@ -242,18 +248,22 @@ def _has_pdf_header(path: Path) -> bool:
         return False
 
 
-def _collect_s3(raw: str) -> Iterator[Job]:
+def _collect_s3(raw: str, inventory: str | None = None) -> Iterator[Job]:
+    """The PDFs under an s3:// key or prefix: listed, or read from the S3 Inventory report `inventory`."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from pdf2md import s3 as s3io
+    from pdf2md.inventory import iter_inventory
 
     try:
         uri = S3Uri.parse(raw)
-        objects = [o for o in s3io.iter_objects(_s3_client(), uri) if is_pdf_key(o.key)]
+        client = _s3_client()
+        found = iter_inventory(client, inventory, uri) if inventory else s3io.iter_objects(client, uri)
+        objects = [o for o in found if is_pdf_key(o.key)]
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     except (ClientError, BotoCoreError) as exc:
-        raise UsageError(f"cannot list {raw}: {exc}") from None
+        raise UsageError(f"cannot {'read the inventory ' + inventory + ' for' if inventory else 'list'} {raw}: {exc}") from None
     if not objects:
         raise UsageError(f"no PDFs under {raw}")
     for obj in objects:
@@ -322,7 +332,7 @@ def _progress_bar(total: int) -> Callable[[], None]:
 
 
 def add_status_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """`pdf2md status [RUN_ID] [--runs-uri URI] [--watch] [--json]`."""
+    """`pdf2md status [RUN_ID] [--runs-uri URI] [--watch] [--json] [--shards]`."""
     parser = subparsers.add_parser("status", help="show a conversion run's shards, throughput, failures and spend")
     parser.add_argument("run_id", nargs="?", metavar="RUN_ID", help="Airflow run id or its folder name (default: the latest run)")
     parser.add_argument("--runs-uri", metavar="URI",
@@ -336,6 +346,9 @@ def add_status_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     parser.add_argument("--watch", action="store_true", help="redraw until the run ends")
     parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="seconds between redraws (default 5)")
     parser.add_argument("--json", action="store_true", help="print the facts as JSON")
+    parser.add_argument("--shards", action="store_true",
+                        help="add a line per shard to each round's aggregate (its progress distribution, slowest, "
+                             "failed and interrupted shards)")
     parser.set_defaults(func=_cmd_status)
     return parser
 
@@ -360,7 +373,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from pdf2md import batch as batch_api
     from pdf2md import s3 as s3io
-    from pdf2md.status import default_runs_uri, latest_run_id, run_status, with_airflow_outcome
+    from pdf2md.status import ShardTable, default_runs_uri, latest_run_id, run_status, with_airflow_outcome
     from pdf2md.status_text import format_status
 
     s3, batch = s3io.client(), batch_api.client()
@@ -374,7 +387,8 @@ def _show(args: argparse.Namespace) -> int:
     budget = args.budget_usd if args.budget_usd is not None else (where.budget_usd if where else None)
     price = args.price_per_hour_usd if args.price_per_hour_usd is not None else (where.price_per_hour_usd if where else None)
     while True:
-        facts = run_status(s3, batch, runs_uri, run_id, budget_usd=budget, price_per_hour_usd=price, job_queue=job_queue)
+        facts = run_status(s3, batch, runs_uri, run_id, budget_usd=budget, price_per_hour_usd=price, job_queue=job_queue,
+                           shard_table=ShardTable() if args.shards else None)
         if airflow is not None:
             facts = with_airflow_outcome(facts, airflow.state, airflow.failed_tasks)
         text = json.dumps(facts, indent=2) if args.json else format_status(facts)

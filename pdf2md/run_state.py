@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from pdf2md.contracts import BACKENDS, DEFAULT_RUNS_PREFIX, JobSettings, Plan, RunLayout, S3Uri, safe_run_id
 
-OPTIONAL_URIS = ("runs_uri", "passwords_uri")
+OPTIONAL_URIS = ("runs_uri", "passwords_uri", "inventory_uri")
 """Settings that may be empty: "" means "not set" once a RunConfig is built."""
 _JOB_NAME_LIMIT = 120
 """Batch job names hold 128 characters at most; the '-r<round>' suffix takes the rest."""
@@ -61,6 +61,8 @@ class RunConfig:
     pdf_memory_mb: int
     max_pages: int
     passwords_uri: str
+    inventory_uri: str
+    """An S3 Inventory report of the input bucket to plan from instead of listing it ("": list)."""
     aws_conn_id: str
     poll_interval_s: int
 

@@ -7,6 +7,10 @@ Only Airflow knows that a run failed before it wrote anything, and why a task fa
 `with_airflow_outcome` adds that where Airflow is at hand (pdf2md.ui.airflow_runs reads it); without
 it the CLI still works anywhere with S3 and Batch access.
 
+Shard progress is read from each round's progress bands (pdf2md.progress: one GET per 100 shards) and
+shown as the round's aggregate; per-shard rows only where a caller asks (`ShardTable`: the page's
+"show the shards", a page at a time; `pdf2md status --shards`).
+
 S3 keeps only each shard's latest progress record, so the throughput curve is reconstructed: every
 shard's work is spread evenly between its start and its last update. The spend curve is exact: it is
 the children's Batch attempt intervals × the price, the same sum the wait task budgets with.
@@ -20,11 +24,12 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pdf2md import batch as batch_api
+from pdf2md import progress as progress_io
 from pdf2md import s3 as s3io
 from pdf2md.budget import DEFAULT_PRICE_PER_HOUR
 from pdf2md.contracts import (
@@ -56,10 +61,19 @@ KEYS_PER_CLASS = 50
 """Offending keys listed per error class; the count is always complete."""
 _ROUND_DIR = re.compile(r"round-(\d{3,})/$")
 _JOB_ROUND = re.compile(r"-r(\d+)$")
-_FETCH_THREADS = 16
 
 
 # --- the facts --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShardTable:
+    """Which per-shard rows to add to the facts: those of one round (None: every round), from `offset`,
+    at most `limit` of them (None: all). The aggregate view never needs them."""
+
+    round: int | None = None
+    offset: int = 0
+    limit: int | None = None
 
 
 def run_status(
@@ -72,9 +86,12 @@ def run_status(
     price_per_hour_usd: float | None = None,
     job_queue: str = DEFAULT_JOB_QUEUE,
     now: float | None = None,
+    shard_table: ShardTable | None = None,
 ) -> dict[str, Any]:
     """Everything the page and the CLI show about one run, as plain JSON-able data.
 
+    Shard progress comes from the rounds' progress bands (one GET per 100 shards), shown as each
+    round's aggregate; the per-shard rows only where `shard_table` asks for them.
     The budget and price are known to S3 only once the report is written; callers that know them
     earlier (the page reads them from the run's configuration) pass them in.
     """
@@ -83,11 +100,11 @@ def run_status(
     report = s3io.get_json(s3, layout.run.bucket, layout.report_key, RunReport)
     rounds = _round_numbers(s3, layout)
     jobs = _run_jobs(batch, job_queue, run_id)
-    progress = _progress_records(s3, layout, rounds)
+    progress = {rnd: progress_io.read_round(s3, layout, rnd) for rnd in rounds}
     price, price_source = _price(price_per_hour_usd, report)
     budget = budget_usd if budget_usd is not None else (report.budget_usd if report else None)
-    round_views = [_round_view(s3, layout, rnd, progress.get(rnd, []), jobs.get(rnd, [])) for rnd in rounds]
-    live = report is None and (any(s["state"] in ("running", "pending") for r in round_views for s in r["shards"])
+    round_views = [_round_view(s3, layout, rnd, progress[rnd], jobs.get(rnd, []), now, shard_table) for rnd in rounds]
+    live = report is None and (any(r["progress"]["by_state"].get(state) for r in round_views for state in ("running", "pending"))
                                or any(j["status"] in batch_api.ACTIVE for js in jobs.values() for j in js))
     return {
         "run_id": safe_run_id(run_id),
@@ -164,19 +181,6 @@ def _round_numbers(s3: S3Client, layout: RunLayout) -> list[int]:
     return sorted(int(m.group(1)) for m in found if m)
 
 
-def _progress_records(s3: S3Client, layout: RunLayout, rounds: Iterable[int]) -> dict[int, list[ShardProgress]]:
-    """Every shard's latest progress record, fetched in parallel (one GET per shard)."""
-    bucket = layout.run.bucket
-    keys = [(rnd, o.key) for rnd in rounds for o in s3io.iter_objects(s3, S3Uri(bucket, layout.progress_prefix(rnd)))]
-    with ThreadPoolExecutor(_FETCH_THREADS) as pool:
-        records = list(pool.map(lambda item: s3io.get_json(s3, bucket, item[1], ShardProgress), keys))
-    by_round: dict[int, list[ShardProgress]] = {}
-    for (rnd, _key), record in zip(keys, records, strict=True):
-        if record is not None:
-            by_round.setdefault(rnd, []).append(record)
-    return by_round
-
-
 def _failures(s3: S3Client, layout: RunLayout, rounds: int) -> dict[str, Any]:
     """Failures still standing, by error class, with the offending keys (a key converted in a later
     round no longer counts)."""
@@ -196,23 +200,56 @@ def _failures(s3: S3Client, layout: RunLayout, rounds: int) -> dict[str, Any]:
 # --- rounds and shards ------------------------------------------------------------------------
 
 
-def _round_view(s3: S3Client, layout: RunLayout, rnd: int, records: list[ShardProgress], jobs: list[dict[str, Any]]) -> dict[str, Any]:
-    """A round: its summary once reduced, its array job, and a row per shard (Batch children with no
-    progress record yet are `pending`)."""
+def _round_view(s3: S3Client, layout: RunLayout, rnd: int, records: list[ShardProgress], jobs: list[dict[str, Any]],
+                now: float, table: ShardTable | None) -> dict[str, Any]:
+    """A round: its summary once reduced, its array job, the aggregate of its shards' progress, and
+    its per-shard rows when `table` asks for them."""
     summary = s3io.get_json(s3, layout.run.bucket, layout.summary_key(rnd), RoundSummary)
     job = jobs[-1] if jobs else None
     child_status = {int(c["index"]): c["status"] for c in (job or {}).get("child_list", [])}
-    shards = {r.shard: _shard_view(r, child_status.get(r.shard)) for r in records}
-    for index, status in child_status.items():
-        shards.setdefault(index, _pending_shard(index, status))
-    return {
+    size = int(job["children"]) if job else 0
+    view = {
         "round": rnd,
         "rerun": rnd > 0,
         "reduced": summary is not None,
         "summary": summary.to_dict() if summary else None,
         "job": {k: v for k, v in job.items() if k != "child_list"} if job else None,
-        "shards": [shards[i] for i in sorted(shards)],
+        "progress": round_progress(rnd, records, child_status, size, now),
     }
+    if table is not None and table.round in (None, rnd):
+        view["shard_table"] = _shard_table(records, child_status, table)
+    return view
+
+
+def round_progress(rnd: int, records: list[ShardProgress], child_status: dict[int, str], array_size: int,
+                   now: float) -> dict[str, Any]:
+    """progress.summarize's aggregate with what only Batch knows: a running record whose child has
+    ended is `lost` (SIGKILL, OOM: reduce reruns its PDFs), and a child with no record yet is
+    `pending` (still active) or `no-record`."""
+    lost = [r.shard for r in records if r.state == ShardState.RUNNING and child_status.get(r.shard) in batch_api.TERMINAL]
+    recorded = {r.shard for r in records}
+    waiting = Counter("pending" if status in batch_api.ACTIVE else "no-record"
+                      for index, status in child_status.items() if index not in recorded)
+    view = progress_io.summarize(rnd, records, array_size, now).to_dict()
+    by_state = Counter(view["by_state"])
+    by_state.update(waiting)
+    if lost:
+        by_state.update({"lost": len(lost), "running": -len(lost)})
+        view["slowest"] = [s for s in view["slowest"] if s["shard"] not in lost]
+        view["stale"] = [i for i in view["stale"] if i not in lost]
+    view.update(by_state={state: n for state, n in sorted(by_state.items()) if n > 0}, lost=lost,
+                shards=view["shards"] + sum(waiting.values()))
+    return dict(view)
+
+
+def _shard_table(records: list[ShardProgress], child_status: dict[int, str], table: ShardTable) -> dict[str, Any]:
+    """A page of per-shard rows in shard order (Batch children with no progress record yet included)."""
+    by_index = {r.shard: r for r in records}
+    indexes = sorted(by_index.keys() | child_status.keys())
+    end = len(indexes) if table.limit is None else table.offset + table.limit
+    rows = [_shard_view(by_index[i], child_status.get(i)) if i in by_index else _pending_shard(i, child_status[i])
+            for i in indexes[table.offset:end]]
+    return {"offset": table.offset, "limit": table.limit, "total": len(indexes), "rows": rows}
 
 
 def _shard_view(p: ShardProgress, batch_status: str | None) -> dict[str, Any]:
@@ -236,15 +273,18 @@ def _pending_shard(index: int, batch_status: str) -> dict[str, Any]:
 def _totals(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Round 0's shards hold the run's PDFs; reruns redo some of them, so their counts are not added
     to `assigned` but their conversions are."""
-    first = rounds[0]["shards"] if rounds else []
-    every = [s for r in rounds for s in r["shards"]]
+    first = rounds[0]["progress"] if rounds else None
+    every = [r["progress"] for r in rounds]
+    by_state: Counter[str] = Counter()
+    for p in every:
+        by_state.update(p["by_state"])
     return {
-        "assigned": sum(s["assigned"] or 0 for s in first),
-        "converted": sum(s["converted"] for s in every),
-        "skipped": sum(s["skipped"] for s in first),
-        "pages": sum(s["pages"] for s in every),
-        "shards": len(every),
-        "shards_by_state": dict(Counter(s["state"] for s in every)),
+        "assigned": first["assigned"] if first else 0,
+        "converted": sum(p["converted"] for p in every),
+        "skipped": first["skipped"] if first else 0,
+        "pages": sum(p["pages"] for p in every),
+        "shards": sum(p["shards"] for p in every),
+        "shards_by_state": dict(sorted(by_state.items())),
         "rounds": len(rounds),
     }
 
@@ -282,14 +322,8 @@ def _child_index(job: dict[str, Any]) -> int:
 
 
 def _attempt_intervals(job: dict[str, Any]) -> list[tuple[float, float | None]]:
-    """(start, stop) of each attempt in epoch seconds; stop is None for the attempt running now.
-    The same intervals batch.attempt_seconds adds up."""
-    spans: list[tuple[float, float | None]] = [
-        (a["startedAt"] / 1000, a["stoppedAt"] / 1000) for a in job.get("attempts") or ()
-        if a.get("startedAt") and a.get("stoppedAt") and a["stoppedAt"] >= a["startedAt"]]
-    if job.get("status") == "RUNNING" and job.get("startedAt"):
-        spans.append((job["startedAt"] / 1000, None))
-    return spans
+    """batch.attempt_intervals in epoch seconds; stop is None for the attempt running now."""
+    return [(start / 1000, stop / 1000 if stop is not None else None) for start, stop in batch_api.attempt_intervals(job)]
 
 
 def _price(explicit: float | None, report: RunReport | None) -> tuple[float, str]:
@@ -341,17 +375,37 @@ def throughput_series(records: Sequence[ShardProgress], now: float | None) -> di
         return {"t": [], "pdfs": [], "pages": [], "pages_per_min": []}
     edges = {x for a, b, _, _ in spans for x in (a, b)} | ({now} if now else set())
     times = _thin(sorted(edges))
-    pdfs = [round(sum(n * _fraction(t, a, b) for a, b, n, _ in spans), 2) for t in times]
-    pages = [round(sum(n * _fraction(t, a, b) for a, b, _, n in spans), 2) for t in times]
+    pdfs = [round(x, 2) for x in _spread([(a, b, n) for a, b, n, _ in spans], times)]
+    pages = [round(x, 2) for x in _spread([(a, b, n) for a, b, _, n in spans], times)]
     rate = [0.0] + [round((pages[i] - pages[i - 1]) / (times[i] - times[i - 1]) * 60, 2) if times[i] > times[i - 1] else 0.0
                     for i in range(1, len(times))]
     return {"t": times, "pdfs": pdfs, "pages": pages, "pages_per_min": rate}
 
 
-def _fraction(t: float, start: float, end: float) -> float:
-    if end <= start:
-        return 1.0 if t >= end else 0.0
-    return min(max((t - start) / (end - start), 0.0), 1.0)
+def _spread(spans: Sequence[tuple[float, float, int]], times: Sequence[float]) -> list[float]:
+    """Σ n × (share of [start, end] before t) at each of the ascending `times`, in one sweep
+    (10,000 shards × 240 points would otherwise be millions of terms per refresh).
+
+    An open span adds n × (t - start) / (end - start): its slope and intercept are kept as running
+    sums; a span whose end has passed adds n in full (one with end == start counts from its end).
+    Times are taken relative to the first one, so the sums stay exact at epoch scale."""
+    origin = times[0] if times else 0.0
+    opening = sorted((a - origin, b - origin, n) for a, b, n in spans if b > a)
+    closing = sorted((b - origin, a - origin, n) for a, b, n in spans)
+    slope = intercept = full = 0.0
+    i = j = 0
+    out: list[float] = []
+    for t in (x - origin for x in times):
+        while i < len(opening) and opening[i][0] < t:
+            a, b, n = opening[i]
+            slope, intercept, i = slope + n / (b - a), intercept + n * a / (b - a), i + 1
+        while j < len(closing) and closing[j][0] <= t:
+            b, a, n = closing[j]
+            full, j = full + n, j + 1
+            if b > a:
+                slope, intercept = slope - n / (b - a), intercept - n * a / (b - a)
+        out.append(full + slope * t - intercept)
+    return out
 
 
 def _thin(times: list[float]) -> list[float]:

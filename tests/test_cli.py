@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -90,6 +91,34 @@ def test_convert_reads_s3_uris(s3: Any, bucket: str, tmp_path: Path) -> None:
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.md")) == ["2024/a.md", "2024/deep/b.md"]
     missing = _pdf2md("convert", f"s3://{bucket}/nothing-here/", "-o", str(tmp_path))
     assert missing.returncode == 2 and "no PDFs under" in missing.stderr
+
+
+def _csv_inventory(s3: Any, bucket: str, source_bucket: str, keys: list[str]) -> str:
+    """An S3 Inventory report as AWS writes it: a gzipped CSV data file and a dated manifest.json."""
+    rows = "".join(f'"{source_bucket}","{key}","{s3.head_object(Bucket=source_bucket, Key=key)["ContentLength"]}",'
+                   f'"2026-11-28T01:00:00.000Z","etag-{i}"\n' for i, key in enumerate(keys))
+    s3.put_object(Bucket=bucket, Key="inventory/data/part-0.csv.gz", Body=gzip.compress(rows.encode()))
+    manifest = {"sourceBucket": source_bucket, "destinationBucket": f"arn:aws:s3:::{bucket}", "version": "2016-11-30",
+                "fileFormat": "CSV", "fileSchema": "Bucket, Key, Size, LastModifiedDate, ETag",
+                "files": [{"key": "inventory/data/part-0.csv.gz", "size": 1}]}
+    s3.put_object(Bucket=bucket, Key="inventory/2026-11-28T01-00Z/manifest.json", Body=json.dumps(manifest).encode())
+    return f"s3://{bucket}/inventory/2026-11-28T01-00Z/manifest.json"
+
+
+def test_convert_reads_the_s3_input_from_an_inventory_instead_of_listing_it(s3: Any, bucket: str, tmp_path: Path) -> None:
+    upload(s3, bucket, "docs/2024/a.pdf", "crazyones.pdf")
+    upload(s3, bucket, "docs/notes.txt", "not-a-pdf.pdf")
+    inventory = _csv_inventory(s3, bucket, bucket, ["docs/2024/a.pdf", "docs/notes.txt"])
+    upload(s3, bucket, "docs/2024/later.pdf", "crazyones.pdf")  # after the report: waits for the next one
+    result = _pdf2md("convert", f"s3://{bucket}/docs/", "-o", str(tmp_path / "out"), "--backend", "text", "--inventory", inventory)
+    assert result.returncode == 0, result.stderr
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.md")] == ["2024/a.md"]
+
+    other = _csv_inventory(s3, bucket, "another-bucket", [])
+    wrong = _pdf2md("convert", f"s3://{bucket}/docs/", "-o", str(tmp_path / "x"), "--inventory", other)
+    assert wrong.returncode == 2 and "is of bucket 'another-bucket'" in wrong.stderr.strip().splitlines()[-1], wrong.stderr
+    local = _pdf2md("convert", str(SAMPLES / "crazyones.pdf"), "-o", str(tmp_path / "y"), "--inventory", inventory)
+    assert local.returncode == 2 and "--inventory lists an s3:// input" in local.stderr, local.stderr
 
 
 def test_worker_with_a_bad_environment_fails_with_a_clear_line() -> None:

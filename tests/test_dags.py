@@ -231,14 +231,40 @@ def test_the_trigger_forms_defaults_validate_and_optional_fields_take_null(monke
 
     dag = _dag("pdf2md_backfill")
     defaults = dag.params.validate()
-    assert defaults["runs_uri"] is None and defaults["passwords_uri"] is None
-    for name in ("runs_uri", "passwords_uri"):
+    assert defaults["runs_uri"] is None and defaults["passwords_uri"] is None and defaults["inventory_uri"] is None
+    for name in ("runs_uri", "passwords_uri", "inventory_uri"):
         assert "null" in dag.params.get_param(name).schema["type"], "the form treats a non-nullable field as required"
     conf = {"input_uri": "s3://in-bucket/x/", "output_uri": "s3://out-bucket/y/", "runs_uri": None, "passwords_uri": ""}
     config = RunConfig.from_params("manual__1", {**defaults, **_validated(dag, conf)})
     assert (config.runs_uri, config.passwords_uri) == ("s3://out-bucket/pdf2md-runs/", "")
     with pytest.raises(ParamValidationError, match="runs_uri"):
         _validated(dag, {"runs_uri": "/tmp/runs"})
+
+
+def test_an_inventory_param_validates_and_reaches_the_planner(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    from pdf2md.airflow import tasks
+    from pdf2md.contracts import Plan
+
+    dag = _dag("pdf2md_backfill")
+    with pytest.raises(ParamValidationError, match="inventory_uri"):
+        _validated(dag, {"inventory_uri": "inventory/manifest.json"})
+    inventory = "s3://inventory-bucket/in-bucket/daily/2026-11-28T01-00Z/manifest.json"
+    params = _validated(dag, {"input_uri": "s3://in-bucket/x/", "output_uri": "s3://out-bucket/y/", "inventory_uri": inventory})
+    calls: list[dict[str, Any]] = []
+
+    def plan_round(*args: Any, **kwargs: Any) -> Plan:
+        calls.append(kwargs)
+        return Plan("s3://out-bucket/m/", 0, 0, 0, 0, 0, 0, 0, 0)
+
+    monkeypatch.setattr(tasks, "plan_round", plan_round)
+    monkeypatch.setattr(tasks, "s3_client", lambda config: None)
+    for given, planned in ((inventory, inventory), (None, None)):
+        context = {"run_id": "manual__1", "params": {**params, "inventory_uri": given}}
+        monkeypatch.setattr(tasks, "get_current_context", lambda context=context: context)
+        state = tasks.plan_task.function()
+        assert calls[-1]["inventory_uri"] == planned and state["config"]["inventory_uri"] == (given or "")
 
 
 def _validated(dag: Any, conf: dict[str, Any]) -> dict[str, Any]:

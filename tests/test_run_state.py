@@ -24,7 +24,7 @@ PARAMS: dict[str, Any] = {
     "backend": "auto", "job_queue": "q", "job_definition": "d", "budget_usd": 10.0, "max_rerun_rounds": 2,
     "retry_failed": False, "dry_run": False, "seconds_per_page": 1.0, "pages_in_parallel": 1, "bytes_per_page": 100_000,
     "price_per_hour_usd": 0.5, "instance_type": "g4dn.xlarge", "pdf_timeout_s": 600, "pdf_memory_mb": 4096,
-    "max_pages": 5000, "passwords_uri": None, "aws_conn_id": "aws_default", "poll_interval_s": 30,
+    "max_pages": 5000, "passwords_uri": None, "inventory_uri": None, "aws_conn_id": "aws_default", "poll_interval_s": 30,
 }
 PLAN = Plan(manifest_uri="s3://out-bucket/pdf2md-runs/r/round-000/manifest/", round=0, listed=10, skipped=3,
             known_failures=1, collisions=1, entries=5, bytes=500_000, array_size=5)

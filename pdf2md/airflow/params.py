@@ -102,6 +102,11 @@ def run_params() -> dict[str, Param]:
         "passwords_uri": _s3_param(None, "Passwords",
                                    "Optional: the s3:// key of a JSON list of passwords to try on encrypted PDFs; empty: none. "
                                    + S3_RULE, optional=True),
+        "inventory_uri": _s3_param(None, "S3 Inventory",
+                                   "Optional: an S3 Inventory report of the input bucket — its manifest.json, or the "
+                                   "<source bucket>/<config id>/ folder for the newest — read instead of listing the input; "
+                                   "PDFs added after the report wait for the next one. Empty: list the input. " + S3_RULE,
+                                   optional=True),
         "aws_conn_id": Param("aws_default", type="string", title="AWS connection", description="Airflow connection for AWS."),
         "poll_interval_s": Param(int(os.environ.get(ENV_POLL_INTERVAL_S) or DEFAULT_POLL_INTERVAL_S), type="integer", minimum=1, maximum=600,
                                  title="Poll interval (s)", description="How often the wait checks the array job and its spend."),

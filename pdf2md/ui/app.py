@@ -2,7 +2,8 @@
 
 plugins/pdf2md_plugin.py registers it (`fastapi_apps`) and links it from every DAG run's page
 (`external_views`, destination `dag_run`) and from the navigation. The page is one static HTML file
-that polls `api/runs/<dag>/<run>`, whose facts come from pdf2md.status, i.e. from S3 and Batch.
+that polls `api/runs/<dag>/<run>`, whose facts come from pdf2md.status, i.e. from S3 and Batch: each
+round as an aggregate of its shards, and one round's per-shard rows, a page at a time, on demand.
 Airflow is read (pdf2md.ui.airflow_runs) for where the run's artefacts are and what it may spend,
 and for whether it failed, in which task and why: a run that failed before writing anything has
 nothing else to show.
@@ -13,11 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from pdf2md.status import empty_status, run_status, with_airflow_outcome
+from pdf2md.status import ShardTable, empty_status, run_status, with_airflow_outcome
 from pdf2md.ui.airflow_runs import PDF2MD_DAGS, AirflowRun, find_run
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 URL_PREFIX = "/pdf2md"
 STATIC = Path(__file__).parent / "static"
 RECENT_RUNS = 50
+SHARD_PAGE_MAX = 500
+"""Most per-shard rows one refresh carries: the page pages through a 10,000-shard round."""
 
 
 def locate_run(dag_id: str, run_id: str) -> AirflowRun:
@@ -88,15 +91,20 @@ def create_app(authorize: Any = None) -> FastAPI:
         return recent_runs(dag_id)
 
     @app.get("/api/runs/{dag_id}/{run_id}", dependencies=[auth])
-    def status(dag_id: str, run_id: str) -> dict[str, Any]:
+    def status(dag_id: str, run_id: str, shards_round: int | None = Query(None, ge=0),
+               shards_offset: int = Query(0, ge=0), shards_limit: int = Query(100, ge=1, le=SHARD_PAGE_MAX)) -> dict[str, Any]:
+        """The run's facts: each round's aggregate, plus a page of one round's per-shard rows when
+        `shards_round` asks for them (the page's "show shards")."""
         run = app.state.locate(dag_id, run_id)
+        table = ShardTable(shards_round, shards_offset, shards_limit) if shards_round is not None else None
         where = run.location
         if where is None:
             facts = empty_status(run_id, None)
         else:
             s3, batch = app.state.clients(where.aws_conn_id)
             facts = run_status(s3, batch, where.runs_uri, run_id, budget_usd=where.budget_usd,
-                               price_per_hour_usd=where.price_per_hour_usd, job_queue=where.job_queue)
+                               price_per_hour_usd=where.price_per_hour_usd, job_queue=where.job_queue,
+                               shard_table=table)
         return with_airflow_outcome(facts, run.state, run.failed_tasks)
 
     app.state.locate = locate_run

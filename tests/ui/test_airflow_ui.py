@@ -158,6 +158,11 @@ def test_a_newcomer_triggers_watches_and_reads_a_run_from_the_ui(local_airflow: 
     for error_class in report["failed_by_class"]:
         assert frame.locator(f"tr.failure-class[data-class='{error_class}']").count() == 1
     assert re.fullmatch(r"\d\d:\d\d:\d\d UTC", frame.locator("#updated").inner_text())
+    shards = int(frame.locator("section.round[data-round='0']").get_attribute("data-shards") or 0)
+    assert shards >= 2 and frame.locator("tr.shard").count() == 0, "each round as an aggregate; shard rows on demand"
+    frame.locator("button.show-shards[data-round='0']").click()
+    frame.locator("tr.shard").first.wait_for()
+    assert frame.locator("tr.shard").count() == shards
     ticks = frame.locator("body").evaluate(
         "() => { const u = charts['throughput-chart'].plot; return u.axes[0].values(u, [u.scales.x.min, u.scales.x.max]); }")
     assert all(re.fullmatch(r"\d\d:\d\d(:\d\d)?", t) for t in ticks), ticks

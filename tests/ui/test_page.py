@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -32,19 +33,19 @@ def _token(base_url: str) -> str:
         return str(json.loads(response.read())["access_token"])
 
 
-def _facts(run: LiveRun, token: str) -> dict[str, Any]:
-    url = f"{run.base_url}/pdf2md/api/runs/pdf2md_backfill/{urllib.parse.quote(run.run_id, safe='')}"
+def _facts(run: LiveRun, token: str, query: str = "") -> dict[str, Any]:
+    url = f"{run.base_url}/pdf2md/api/runs/pdf2md_backfill/{urllib.parse.quote(run.run_id, safe='')}{query}"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return dict(json.loads(response.read()))
 
 
-def _wait_for(run: LiveRun, token: str, predicate: Any, what: str, timeout_s: float = 90) -> dict[str, Any]:
+def _wait_for(run: LiveRun, token: str, predicate: Any, what: str, query: str = "", timeout_s: float = 90) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     facts: dict[str, Any] = {}
     while time.monotonic() < deadline:
         try:
-            facts = _facts(run, token)
+            facts = _facts(run, token, query)
         except urllib.error.HTTPError as exc:
             if exc.code != 404:  # 404: the plan task has not written the run's configuration yet
                 raise
@@ -62,13 +63,16 @@ def test_the_data_endpoint_follows_a_live_run_and_checks_the_caller(live_run: Li
     assert forged.value.code == 403, "the endpoint is behind Airflow's authentication"
 
     token = _token(live_run.base_url)
-    live = _wait_for(live_run, token, lambda f: any(s["state"] == "running" for r in f["rounds"] for s in r["shards"]),
-                     "a running shard")
+    live = _wait_for(live_run, token, lambda f: any(s["state"] == "running" for r in f["rounds"][:1] for s in r["shard_table"]["rows"]),
+                     "a running shard in round 0's table", query="?shards_round=0")
     assert live["live"] and live["state"] == "running" and live["report"] is None
-    running = [(r, s) for r in live["rounds"] for s in r["shards"] if s["state"] == "running"]
-    assert all(s["batch_status"] == "RUNNING" and s["assigned"] >= 1 for _, s in running), running
-    assert all(r["job"]["status"] in ACTIVE for r, _ in running)
-    assert [s["shard"] for s in live["rounds"][0]["shards"]] == list(range(ARRAY_SIZE))
+    first = live["rounds"][0]
+    running = [s for s in first["shard_table"]["rows"] if s["state"] == "running"]
+    assert all(s["batch_status"] == "RUNNING" and s["assigned"] >= 1 for s in running), running
+    assert first["job"]["status"] in ACTIVE
+    assert [s["shard"] for s in first["shard_table"]["rows"]] == list(range(ARRAY_SIZE)) == list(range(first["shard_table"]["total"]))
+    assert first["progress"]["shards"] == ARRAY_SIZE and first["progress"]["by_state"]["running"] == len(running)
+    assert all("shard_table" not in r for r in live["rounds"][1:]), "rows only for the round asked for"
     assert live["spend"]["budget_usd"] == BUDGET_USD and live["spend"]["price_per_hour_usd"] > 0
 
     live_run.wait_until_finished()
@@ -76,7 +80,13 @@ def test_the_data_endpoint_follows_a_live_run_and_checks_the_caller(live_run: Li
     assert live_run.reclaimed.is_set(), "the test never reclaimed a child"
     assert done["state"] == "succeeded", done["message"]
     assert [r["round"] for r in done["rounds"]] == [0, 1] and done["rounds"][1]["rerun"]
-    assert done["rounds"][0]["shards"][live_run.reclaimed_shard]["state"] == "interrupted"
+    assert all("shard_table" not in r for r in done["rounds"]), "no per-shard rows unless asked for"
+    assert done["rounds"][0]["progress"]["interrupted"] == [live_run.reclaimed_shard], "interrupted shards by name"
+    assert done["rounds"][1]["progress"]["shards"] >= 2 and sum(done["rounds"][1]["progress"]["histogram"]) >= 2
+    rows = _facts(live_run, token, "?shards_round=0")["rounds"][0]["shard_table"]["rows"]
+    assert rows[live_run.reclaimed_shard]["state"] == "interrupted"
+    page = _facts(live_run, token, "?shards_round=0&shards_offset=1&shards_limit=1")["rounds"][0]["shard_table"]
+    assert (page["total"], [s["shard"] for s in page["rows"]]) == (ARRAY_SIZE, [1])
     assert all(r["reduced"] for r in done["rounds"])
     total = SCANNED + len(GOOD) + len(BROKEN)
     assert done["totals"]["assigned"] == total and done["totals"]["converted"] == SCANNED + len(GOOD)
@@ -92,12 +102,14 @@ def _chromium() -> str | None:
     return next((path for name in CHROMIUM_NAMES if (path := shutil.which(name))), None)
 
 
-def _render(url: str, screenshot: Path, profile: Path) -> str:
-    """Chromium's DOM after the page's scripts ran (virtual time lets fetches and charts finish)."""
+def _render(url: str, screenshot: Path | None, profile: Path) -> str:
+    """Chromium's DOM after the page's scripts ran (virtual time lets fetches and charts finish),
+    and a screenshot where one is asked for."""
     base = [_chromium() or "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
             f"--user-data-dir={profile}", "--window-size=1280,1400", "--virtual-time-budget=8000"]
-    subprocess.run([*base, f"--screenshot={screenshot}", url], check=True, capture_output=True, timeout=60)
+    if screenshot is not None:
+        subprocess.run([*base, f"--screenshot={screenshot}", url], check=True, capture_output=True, timeout=60)
     return subprocess.run([*base, "--dump-dom", url], check=True, capture_output=True, text=True, timeout=60).stdout
 
 
@@ -117,13 +129,21 @@ def test_chromium_renders_shards_failure_classes_and_budget(finished_run: LiveRu
     (ARTIFACTS / "pdf2md-status-page.html").write_text(dom)
     assert '<div id="error" class="error"></div>' in dom, "the page reported an error: see pdf2md-status-page.html"
     assert '<span id="state" class="badge" style="background: var(--ok);">succeeded</span>' in dom
-    assert dom.count('class="shard"') >= 3 + 2, "three shards in round 0, at least two (an array's minimum) in round 1"
-    assert 'data-state="interrupted"' in dom
+    assert 'class="shard"' not in dom, "no per-shard rows until asked for"
+    assert '<section class="round" data-round="0" data-shards="3">' in dom
+    assert re.search(r'<section class="round" data-round="1" data-shards="([2-9]|\d\d+)">', dom), "a rerun of at least two shards"
+    assert dom.count('class="bin"') == 2 * 10, "each round's distribution of shard progress"
+    assert f'data-kind="interrupted"><b>interrupted: </b><span class="shard-name" data-state="interrupted">#{finished_run.reclaimed_shard}</span>' in dom
     for error_class in BROKEN.values():
         assert f'data-class="{error_class}"' in dom
     assert f"of ${BUDGET_USD:.2f}" in dom
     assert dom.count("<canvas") >= 2, "the throughput and spend charts"
     assert screenshot.stat().st_size > 20_000
+
+    table = _render(login.replace(urllib.parse.quote(page), urllib.parse.quote(page + "?shards=0")), None, tmp_path / "profile")
+    (ARTIFACTS / "pdf2md-status-page-shards.html").write_text(table)
+    assert table.count('class="shard"') == 3, "round 0's three shards on demand"
+    assert f'<tr class="shard" data-state="interrupted"><td>{finished_run.reclaimed_shard}</td>' in table
 
     chooser = _render(f"{finished_run.base_url}/auth/token/login?next=/pdf2md/", tmp_path / "chooser.png", tmp_path / "profile")
     assert f"pdf2md_backfill · {finished_run.run_id}" in chooser, "the navigation page lists the run"

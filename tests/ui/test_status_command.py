@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 import pytest
 
@@ -37,10 +38,17 @@ def test_status_prints_the_latest_run_as_json_and_as_a_table(finished_run: LiveR
     (REPO / "test-artifacts" / "pdf2md-status.txt").write_text(table)
     assert table.startswith(f"pdf2md run {facts['run_id']}: SUCCEEDED")
     assert "round 1 (rerun)" in table and "interrupted" in table
-    assert "[########################]" in table, "a finished shard's full bar"
+    assert "[########################]" in table, "a finished round's full bar"
+    assert f"  interrupted #{finished_run.reclaimed_shard}\n" in table, "interrupted shards by name"
+    assert "  done % " in table and "\n      0 " not in table, "each round's distribution, no line per shard"
     for error_class in BROKEN.values():
         assert f"  {error_class} " in table
     assert f"of ${BUDGET_USD:.2f} [" in table
+
+    assert _status(finished_run.run_id, "--runs-uri", finished_run.runs_uri, "--shards") == 0
+    shards = capsys.readouterr().out
+    assert re.search(rf"\n +{finished_run.reclaimed_shard} interrupted ", shards), "the per-shard lines on demand"
+    assert re.search(r"\n +0 (done|interrupted) +\[", shards)
 
 
 def test_status_without_runs_or_with_a_bad_uri_is_a_usage_error(aws_endpoint: str, bucket: str, capsys: pytest.CaptureFixture[str]) -> None:
