@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,37 +68,29 @@ def test_available_needs_cuda_and_a_complete_model(tmp_path: Path, monkeypatch: 
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    moto = pytest.importorskip("moto")
-    import boto3
-
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with moto.mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="models")
-        for name in COMPLETE:
-            client.put_object(Bucket="models", Key=f"dolphin/v1/{name}", Body=b"{}")
-        client.put_object(Bucket="models", Key="dolphin/v1/sub/extra.txt", Body=b"x")
-        yield client
+def models(s3: Any, bucket: str) -> tuple[Any, str]:
+    """A model folder in the session's emulator: (client, s3:// prefix of the model folders)."""
+    for name in COMPLETE:
+        s3.put_object(Bucket=bucket, Key=f"dolphin/v1/{name}", Body=b"{}")
+    s3.put_object(Bucket=bucket, Key="dolphin/v1/sub/extra.txt", Body=b"x")
+    return s3, f"s3://{bucket}/dolphin"
 
 
-def test_sync_downloads_once_then_skips_same_size_files(s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sync_downloads_once_then_skips_same_size_files(models: tuple[Any, str], tmp_path: Path) -> None:
+    s3, root = models
     target = tmp_path / "model"
-    assert sync_model("s3://models/dolphin/v1", target, s3) == 5
+    assert sync_model(f"{root}/v1", target, s3) == 5
     assert (target / "sub" / "extra.txt").read_bytes() == b"x"
-    assert sync_model("s3://models/dolphin/v1/", target, s3) == 0
+    assert sync_model(f"{root}/v1/", target, s3) == 0
     (target / "config.json").write_text("{ }")
-    assert sync_model("s3://models/dolphin/v1", target, s3) == 1
+    assert sync_model(f"{root}/v1", target, s3) == 1
 
 
-def test_concurrent_syncs_copy_each_file_once(s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_syncs_copy_each_file_once(models: tuple[Any, str], tmp_path: Path) -> None:
+    s3, root = models
     target = tmp_path / "model"
     counts: list[int] = []
-    threads = [threading.Thread(target=lambda: counts.append(sync_model("s3://models/dolphin/v1", target, s3))) for _ in range(3)]
+    threads = [threading.Thread(target=lambda: counts.append(sync_model(f"{root}/v1", target, s3))) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -104,9 +98,10 @@ def test_concurrent_syncs_copy_each_file_once(s3, tmp_path: Path) -> None:  # ty
     assert sorted(counts) == [0, 0, 5]
 
 
-def test_resolve_syncs_then_validates(s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_resolve_syncs_then_validates(models: tuple[Any, str], tmp_path: Path) -> None:
+    s3, root = models
     target = tmp_path / "model"
-    env = {ENV_MODEL_URI: "s3://models/dolphin/v1", ENV_MODEL_DIR: str(target)}
+    env = {ENV_MODEL_URI: f"{root}/v1", ENV_MODEL_DIR: str(target)}
     assert resolve_model_dir(env, s3) == target
-    with pytest.raises(BackendUnavailable, match=r"no Dolphin model under s3://models/nothing/$"):
-        resolve_model_dir({ENV_MODEL_URI: "s3://models/nothing", ENV_MODEL_DIR: str(tmp_path / "other")}, s3)
+    with pytest.raises(BackendUnavailable, match=rf"no Dolphin model under {re.escape(root)}/nothing/$"):
+        resolve_model_dir({ENV_MODEL_URI: f"{root}/nothing", ENV_MODEL_DIR: str(tmp_path / "other")}, s3)
