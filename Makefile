@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/text_quality.py
 	$(BIN)/python bench/nasty.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/worker.py
 	$(BIN)/python bench/scale.py --keys 10000000 --array-size 10000
 
 bench-gpu: $(STAMP)
