@@ -1,7 +1,7 @@
 """Shard throughput on the dev corpus: the pipelined shard with 1 and with N converter processes, beside the
 converter alone (convert_pdf in one process, one PDF after another, no I/O).
 
-Run as `.venv/bin/python bench/worker.py [--jobs 1,2] [--latency-ms 100] [--repeat 2] [--json]` (make bench runs it).
+Run as `.venv/bin/python bench/worker.py [--jobs 1,2] [--latency-ms 100] [--repeat 3] [--json]` (make bench runs it).
 The shard fetches each PDF and publishes each Markdown through shard_pipeline with `--latency-ms` of
 simulated S3 latency per request (a sleep: the emulator's own costs are not what is measured here), so
 the figure says whether downloads and uploads hide behind conversions and whether more processes scale.
@@ -34,9 +34,10 @@ DEV = REPO.parent / "shared" / "corpus" / "dev"
 
 
 def corpus(repeat: int) -> list[Path]:
+    """The dev PDFs `repeat` times over, largest first: the order the planner deals a shard its PDFs in."""
     manifest = DEV / "manifest.jsonl"
     pdfs = [DEV / json.loads(line)["pdf"] for line in manifest.read_text().splitlines() if line.strip()]
-    return pdfs * repeat
+    return sorted(pdfs * repeat, key=lambda pdf: pdf.stat().st_size, reverse=True)
 
 
 def converter_alone(pdfs: list[Path], options: ConvertOptions) -> dict[str, Any]:
@@ -93,7 +94,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", default="1,2", help="converter process counts to compare")
     parser.add_argument("--latency-ms", type=float, default=100.0, help="simulated S3 latency per request")
-    parser.add_argument("--repeat", type=int, default=1, help="run the corpus this many times over")
+    parser.add_argument("--repeat", type=int, default=3, help="run the corpus this many times over")
     parser.add_argument("--backend", default="text", help="conversion backend (default: text)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
