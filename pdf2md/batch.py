@@ -6,11 +6,14 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from pdf2md.s3 import RETRY_CONFIG
+
+if TYPE_CHECKING:
+    from mypy_boto3_batch import BatchClient
 
 log = logging.getLogger(__name__)
 
@@ -19,29 +22,30 @@ ACTIVE = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 _DESCRIBE_CHUNK = 100
 
 
-def client() -> Any:
+def client() -> BatchClient:
     return boto3.client("batch", config=RETRY_CONFIG)
 
 
-def describe(batch: Any, job_ids: list[str]) -> Iterator[dict[str, Any]]:
-    """describe_jobs in chunks of 100 (the API's limit)."""
+def describe(batch: BatchClient, job_ids: list[str]) -> Iterator[dict[str, Any]]:
+    """describe_jobs in chunks of 100 (the API's limit), each job copied to the plain dict that
+    status.py's readers take (a JobDetailTypeDef is not one)."""
     for start in range(0, len(job_ids), _DESCRIBE_CHUNK):
-        yield from batch.describe_jobs(jobs=job_ids[start : start + _DESCRIBE_CHUNK])["jobs"]
+        yield from (dict(job) for job in batch.describe_jobs(jobs=job_ids[start : start + _DESCRIBE_CHUNK])["jobs"])
 
 
-def children(batch: Any, parent_id: str) -> list[dict[str, Any]]:
+def children(batch: BatchClient, parent_id: str) -> list[dict[str, Any]]:
     """Every child of an array job, described (attempts included)."""
     return _children_of(batch, _parent(batch, parent_id))
 
 
-def _parent(batch: Any, parent_id: str) -> dict[str, Any]:
+def _parent(batch: BatchClient, parent_id: str) -> dict[str, Any]:
     parent = next(describe(batch, [parent_id]), None)
     if parent is None:
         raise LookupError(f"no Batch job {parent_id}")
     return parent
 
 
-def _children_of(batch: Any, parent: dict[str, Any]) -> list[dict[str, Any]]:
+def _children_of(batch: BatchClient, parent: dict[str, Any]) -> list[dict[str, Any]]:
     size = int(parent.get("arrayProperties", {}).get("size") or 0)
     ids = [f"{parent['jobId']}:{i}" for i in range(size)] if size else [parent["jobId"]]
     return list(describe(batch, ids))
@@ -79,7 +83,7 @@ class JobUsage:
     seconds: float
 
 
-def usage(batch: Any, parent_id: str) -> JobUsage:
+def usage(batch: BatchClient, parent_id: str) -> JobUsage:
     """The parent's status and the instance seconds its children have used so far."""
     parent = _parent(batch, parent_id)
     kids = _children_of(batch, parent)
@@ -92,7 +96,7 @@ def usage(batch: Any, parent_id: str) -> JobUsage:
     )
 
 
-def terminate(batch: Any, job_ids: list[str], reason: str) -> list[str]:
+def terminate(batch: BatchClient, job_ids: list[str], reason: str) -> list[str]:
     """Terminate the jobs still active (an array parent takes its children with it)."""
     stopped = []
     for job in describe(batch, job_ids):

@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.literals import InstanceTypeType
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +28,13 @@ class Price:
     source: str
 
 
-def spot_price(ec2: Any, instance_type: str, fallback_per_hour: float) -> Price:
+def spot_price(ec2: EC2Client, instance_type: str, fallback_per_hour: float) -> Price:
     """The highest current Spot price across AZs, or the fallback when none is believable."""
     try:
+        # The stubs list the instance types of their release as Literals; the API takes any name
+        # (new types ship every month), and this one comes from configuration as a plain str.
         history = ec2.describe_spot_price_history(
-            InstanceTypes=[instance_type], ProductDescriptions=["Linux/UNIX"],
+            InstanceTypes=[cast("InstanceTypeType", instance_type)], ProductDescriptions=["Linux/UNIX"],
             StartTime=datetime.now(UTC) - timedelta(hours=1), MaxResults=100,
         )["SpotPriceHistory"]
     except (ClientError, BotoCoreError) as exc:

@@ -19,11 +19,14 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from pdf2md import s3 as s3io
 from pdf2md.contracts import S3Uri, normalize_etag
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ def _columns(file_format: str, schema: str) -> tuple[str, ...]:
     raise ValueError(f"S3 Inventory format {file_format!r} is not supported: configure CSV or Parquet")
 
 
-def find_report(s3: Any, uri: str) -> S3Uri:
+def find_report(s3: S3Client, uri: str) -> S3Uri:
     """`uri` itself when it names a manifest.json, else the newest report's manifest.json under it
     (the <source bucket>/<config id>/ folder of an inventory configuration)."""
     loc = S3Uri.parse(uri)
@@ -80,7 +83,7 @@ def find_report(s3: Any, uri: str) -> S3Uri:
     return S3Uri(loc.bucket, max(folders, key=lambda f: _REPORT_DIR.search(f).group(1)) + "manifest.json")  # type: ignore[union-attr]
 
 
-def read_report(s3: Any, uri: str) -> InventoryReport:
+def read_report(s3: S3Client, uri: str) -> InventoryReport:
     loc = find_report(s3, uri)
     try:
         data = json.loads(s3io.get_bytes(s3, loc.bucket, loc.prefix))
@@ -93,7 +96,7 @@ def read_report(s3: Any, uri: str) -> InventoryReport:
     return report
 
 
-def iter_inventory(s3: Any, uri: str, source: S3Uri) -> Iterator[s3io.ObjectInfo]:
+def iter_inventory(s3: S3Client, uri: str, source: S3Uri) -> Iterator[s3io.ObjectInfo]:
     """The current objects under `source` as the newest (or the named) report lists them."""
     report = read_report(s3, uri)
     if report.source_bucket != source.bucket:
@@ -109,7 +112,7 @@ def iter_inventory(s3: Any, uri: str, source: S3Uri) -> Iterator[s3io.ObjectInfo
                 yield s3io.ObjectInfo(key, int(row["Size"]), normalize_etag(str(row["ETag"] or "")), _epoch(row["LastModifiedDate"]))
 
 
-def _csv_rows(s3: Any, data_file: S3Uri, columns: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+def _csv_rows(s3: S3Client, data_file: S3Uri, columns: tuple[str, ...]) -> Iterator[dict[str, Any]]:
     """Gzipped CSV without a header; keys are URL-encoded, booleans are 'true'/'false', absent values empty."""
     body = s3.get_object(Bucket=data_file.bucket, Key=data_file.prefix)["Body"]
     try:
@@ -126,7 +129,7 @@ def _csv_rows(s3: Any, data_file: S3Uri, columns: tuple[str, ...]) -> Iterator[d
         body.close()
 
 
-def _parquet_rows(s3: Any, data_file: S3Uri, columns: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+def _parquet_rows(s3: S3Client, data_file: S3Uri, columns: tuple[str, ...]) -> Iterator[dict[str, Any]]:
     """Parquet needs a seekable file: each data file is spooled to disk, then read in batches."""
     try:
         import pyarrow.parquet as pq

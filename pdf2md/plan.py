@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pdf2md import s3 as s3io
 from pdf2md.contracts import (
@@ -41,6 +41,9 @@ from pdf2md.contracts import (
 from pdf2md.inventory import iter_inventory
 from pdf2md.spool import ExternalSort, sort_token
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 __all__ = ["Plan", "deal", "drop_collisions", "list_pdfs", "plan_round", "record_collisions", "write_manifest"]
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,7 @@ _SIZE_WIDTH = 19
 _SIZE_TOP = 10**_SIZE_WIDTH - 1
 
 
-def list_pdfs(s3: Any, input_uri: S3Uri, inventory_uri: str | None = None) -> Iterator[ManifestEntry]:
+def list_pdfs(s3: S3Client, input_uri: S3Uri, inventory_uri: str | None = None) -> Iterator[ManifestEntry]:
     """Every PDF under the input prefix, from a parallel listing or from an S3 Inventory report."""
     objects = iter_inventory(s3, inventory_uri, input_uri) if inventory_uri else s3io.iter_objects_parallel(s3, input_uri)
     for obj in objects:
@@ -154,7 +157,7 @@ def _collision(entry: ManifestEntry, run_id: str) -> FailureRecord:
     return FailureRecord.of(entry, ErrorKind.KEY_COLLISION, _COLLISION_MESSAGE, shard=-1, round=0, run_id=run_id)
 
 
-def record_collisions(s3: Any, layout: RunLayout, refused: list[ManifestEntry], run_id: str) -> None:
+def record_collisions(s3: S3Client, layout: RunLayout, refused: list[ManifestEntry], run_id: str) -> None:
     """Refused keys become permanent failure records of round 0, so the report names them."""
     if refused:
         s3io.write_jsonl(s3, layout.run.bucket, _collisions_key(layout), (_collision(e, run_id) for e in refused))
@@ -165,7 +168,7 @@ def _collisions_key(layout: RunLayout) -> str:
 
 
 def plan_round(
-    s3: Any, layout: RunLayout, input_uri: str, output_uri: str, requested_array_size: int, retry_failed: bool = False,
+    s3: S3Client, layout: RunLayout, input_uri: str, output_uri: str, requested_array_size: int, retry_failed: bool = False,
     run_id: str = "", *, inventory_uri: str | None = None,
 ) -> Plan:
     """List (or read the inventory), exclude converted and known failures, deal, write the manifests: round 0."""
@@ -219,7 +222,7 @@ def deal(entries: list[ManifestEntry], array_size: int) -> list[ManifestEntry]:
 
 
 def write_manifest(
-    s3: Any, layout: RunLayout, todo: Iterable[ManifestEntry], requested_array_size: int, rnd: int,
+    s3: S3Client, layout: RunLayout, todo: Iterable[ManifestEntry], requested_array_size: int, rnd: int,
     listed: int | None = None, skipped: int = 0, known_failures: int = 0, collisions: int = 0, *, counts: Triage | None = None,
 ) -> Plan:
     """Deal `todo` and write round `rnd`'s manifests and plan; `counts` (a finished Triage) supplies the figures."""
@@ -243,7 +246,7 @@ def write_manifest(
     return plan
 
 
-def _write_dealt(ordered: Iterable[bytes], count: int, array_size: int, s3: Any, layout: RunLayout, rnd: int) -> None:
+def _write_dealt(ordered: Iterable[bytes], count: int, array_size: int, s3: S3Client, layout: RunLayout, rnd: int) -> None:
     """manifest.jsonl in index order while the same lines go to a sort by shard; then one object per shard."""
     bucket = layout.run.bucket
     with ExternalSort() as by_shard:
@@ -254,7 +257,7 @@ def _write_dealt(ordered: Iterable[bytes], count: int, array_size: int, s3: Any,
         _upload_shards(s3, bucket, layout.shard_manifests_prefix(rnd), by_shard.sorted(), array_size)
 
 
-def _upload_shards(s3: Any, bucket: str, prefix: str, lines: Iterator[bytes], array_size: int) -> None:
+def _upload_shards(s3: S3Client, bucket: str, prefix: str, lines: Iterator[bytes], array_size: int) -> None:
     """Group the shard-sorted lines into one PUT per shard (every shard gets an object, even an empty one)."""
     assert array_size <= MAX_ARRAY_SIZE
     slots = threading.BoundedSemaphore(UPLOAD_THREADS * 2)

@@ -14,12 +14,15 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pdf2md import s3 as s3io
 from pdf2md.contracts import ProgressBand, Record, RunLayout, S3Uri, ShardProgress, ShardState, band_of
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ def every_s(array_size: int) -> float:
     return max(10.0, array_size / 200)
 
 
-def publish(s3: Any, layout: RunLayout, record: ShardProgress) -> ShardProgress | None:
+def publish(s3: S3Client, layout: RunLayout, record: ShardProgress) -> ShardProgress | None:
     """Write the shard's record, then merge it into its band; returns what the band held for this shard
     before (an earlier attempt's record: the caller's cue that some of its PDFs may be done already).
 
@@ -59,7 +62,7 @@ def publish(s3: Any, layout: RunLayout, record: ShardProgress) -> ShardProgress 
     return None
 
 
-def read_round(s3: Any, layout: RunLayout, rnd: int, threads: int = READ_THREADS) -> list[ShardProgress]:
+def read_round(s3: S3Client, layout: RunLayout, rnd: int, threads: int = READ_THREADS) -> list[ShardProgress]:
     """Every shard's latest record as the round's bands hold it: one LIST, then the bands in parallel."""
     bucket = layout.run.bucket
     keys = [o.key for o in s3io.iter_objects(s3, S3Uri(bucket, layout.bands_prefix(rnd))) if o.key.endswith(".json")]

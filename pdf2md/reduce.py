@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pdf2md import s3 as s3io
 from pdf2md.contracts import (
@@ -33,6 +33,9 @@ from pdf2md.contracts import (
     shard_manifest_key,
 )
 from pdf2md.plan import write_manifest
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,7 @@ class RoundFiles:
     """round-000/failures/planner.jsonl: the key collisions the planner refused."""
 
 
-def round_files(s3: Any, layout: RunLayout, rnd: int) -> RoundFiles:
+def round_files(s3: S3Client, layout: RunLayout, rnd: int) -> RoundFiles:
     """Every shard's results and latest failures file of a round (two listings, 10 pages at 10,000 shards)."""
     bucket = layout.run.bucket
     shards: dict[int, ShardFiles] = {}
@@ -87,7 +90,7 @@ class ShardOutcome:
     retry: list[FailureRecord] = field(default_factory=list)
 
 
-def reduce_round(s3: Any, layout: RunLayout, rnd: int, output_uri: str, array_size: int, rerun: bool, *, run_id: str = "") -> RoundSummary:
+def reduce_round(s3: S3Client, layout: RunLayout, rnd: int, output_uri: str, array_size: int, rerun: bool, *, run_id: str = "") -> RoundSummary:
     """Split the round's PDFs into converted, skipped, permanently failed and retryable; write the rerun manifest.
 
     `run_id` names the run in the records of PDFs lost without a word (default: the run's folder name).
@@ -127,7 +130,7 @@ def reduce_round(s3: Any, layout: RunLayout, rnd: int, output_uri: str, array_si
 
 @dataclass
 class _ShardReducer:
-    s3: Any
+    s3: S3Client
     layout: RunLayout
     plan: Plan
     output: S3Uri
@@ -172,18 +175,18 @@ def lost(entry: ManifestEntry, rnd: int, run_id: str) -> FailureRecord:
     return FailureRecord.of(entry, ErrorKind.INTERRUPTED, LOST_MESSAGE, shard=-1, round=rnd, run_id=run_id)
 
 
-def _converted(s3: Any, bucket: str, keys: list[str]) -> dict[str, OutputMeta]:
+def _converted(s3: S3Client, bucket: str, keys: list[str]) -> dict[str, OutputMeta]:
     """Every attempt's results of a shard, by source URI."""
     return {m.source_uri: m for key in keys for m in s3io.read_jsonl(s3, bucket, key, OutputMeta)}
 
 
-def _failures(s3: Any, bucket: str, latest: tuple[int, str, int]) -> list[FailureRecord]:
+def _failures(s3: S3Client, bucket: str, latest: tuple[int, str, int]) -> list[FailureRecord]:
     """Per shard only its last attempt's file counts: a later attempt redid everything not done."""
     _attempt, key, size = latest
     return list(s3io.read_jsonl(s3, bucket, key, FailureRecord)) if size else []
 
 
-def failures_of_run(s3: Any, layout: RunLayout, rounds: int, limit: int = 1000) -> list[FailureRecord]:
+def failures_of_run(s3: S3Client, layout: RunLayout, rounds: int, limit: int = 1000) -> list[FailureRecord]:
     """The failures still standing at the end: each PDF's record from the last round it appeared in.
 
     Rounds are read from the last back: a PDF a later round converted or failed again is settled there.
@@ -210,7 +213,7 @@ def failures_of_run(s3: Any, layout: RunLayout, rounds: int, limit: int = 1000) 
     return sorted(standing.values(), key=lambda f: (f.error_class, f.key))[:limit]
 
 
-def _standing_in_shard(s3: Any, bucket: str, files: ShardFiles, rerun_round: bool) -> tuple[list[FailureRecord], set[str]]:
+def _standing_in_shard(s3: S3Client, bucket: str, files: ShardFiles, rerun_round: bool) -> tuple[list[FailureRecord], set[str]]:
     """A shard's failures that no attempt converted; and, in a rerun round, the PDFs it converted (which
     settle their earlier rounds' failures; round 0's results are never needed)."""
     failures = _failures(s3, bucket, files.failures) if files.failures else []

@@ -15,13 +15,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from pdf2md.contracts import Record, S3Uri, dump_jsonl, load_jsonl, normalize_etag
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef, ListObjectsV2OutputTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,20 @@ PARTITION_DEPTH = 2
 """iter_objects_parallel lists folders this many '/' levels deep as tasks of their own."""
 
 
-def client(config: Config | None = None) -> Any:
+class _Delimited(TypedDict, total=False):
+    """The optional Delimiter of a listing, typed so that ** passes it to the stubs' paginate()."""
+
+    Delimiter: str
+
+
+class _WriteCondition(TypedDict, total=False):
+    """The optional precondition of a PUT, typed so that ** passes it to the stubs' put_object()."""
+
+    IfMatch: str
+    IfNoneMatch: str
+
+
+def client(config: Config | None = None) -> S3Client:
     """An S3 client; AWS_ENDPOINT_URL (boto3 reads it) points it at an emulator."""
     return boto3.client("s3", config=RETRY_CONFIG.merge(config) if config else RETRY_CONFIG)
 
@@ -55,7 +72,7 @@ class ObjectInfo:
     mtime: float
 
 
-def iter_objects(s3: Any, uri: S3Uri) -> Iterator[ObjectInfo]:
+def iter_objects(s3: S3Client, uri: S3Uri) -> Iterator[ObjectInfo]:
     """All objects under a prefix, one page (1,000 keys) in memory at a time."""
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=uri.bucket, Prefix=uri.prefix):
@@ -63,11 +80,11 @@ def iter_objects(s3: Any, uri: S3Uri) -> Iterator[ObjectInfo]:
             yield ObjectInfo(obj["Key"], obj["Size"], normalize_etag(obj["ETag"]), obj["LastModified"].timestamp())
 
 
-def _page_objects(page: dict[str, Any]) -> list[ObjectInfo]:
+def _page_objects(page: ListObjectsV2OutputTypeDef) -> list[ObjectInfo]:
     return [ObjectInfo(o["Key"], o["Size"], normalize_etag(o["ETag"]), o["LastModified"].timestamp()) for o in page.get("Contents", ())]
 
 
-def iter_objects_parallel(s3: Any, uri: S3Uri, threads: int | None = None) -> Iterator[ObjectInfo]:
+def iter_objects_parallel(s3: S3Client, uri: S3Uri, threads: int | None = None) -> Iterator[ObjectInfo]:
     """All objects under a prefix, its folders listed in parallel (in no particular order).
 
     Ten million keys are 10,000 LIST pages: one after another, that is minutes. Folders down to
@@ -93,7 +110,7 @@ def iter_objects_parallel(s3: Any, uri: S3Uri, threads: int | None = None) -> It
 
     def list_folder_task(prefix: str, depth: int) -> None:
         try:
-            delimited = {"Delimiter": "/"} if depth < PARTITION_DEPTH else {}
+            delimited: _Delimited = {"Delimiter": "/"} if depth < PARTITION_DEPTH else {}
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=uri.bucket, Prefix=prefix, **delimited):
                 for sub in page.get("CommonPrefixes", ()):
                     with lock:
@@ -123,7 +140,7 @@ def iter_objects_parallel(s3: Any, uri: S3Uri, threads: int | None = None) -> It
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def list_folder(s3: Any, bucket: str, prefix: str) -> tuple[list[ObjectInfo], list[str]]:
+def list_folder(s3: S3Client, bucket: str, prefix: str) -> tuple[list[ObjectInfo], list[str]]:
     """One delimited listing: the objects directly in `prefix`, and its sub-folders."""
     direct: list[ObjectInfo] = []
     subfolders: list[str] = []
@@ -136,7 +153,7 @@ def list_folder(s3: Any, bucket: str, prefix: str) -> tuple[list[ObjectInfo], li
 _DONE = object()
 
 
-def read_jsonl(s3: Any, bucket: str, key: str, cls: type[R]) -> Iterator[R]:
+def read_jsonl(s3: S3Client, bucket: str, key: str, cls: type[R]) -> Iterator[R]:
     """Stream records from a JSON Lines object without holding it whole."""
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     try:
@@ -145,7 +162,7 @@ def read_jsonl(s3: Any, bucket: str, key: str, cls: type[R]) -> Iterator[R]:
         body.close()
 
 
-def read_jsonl_if_exists(s3: Any, bucket: str, key: str, cls: type[R]) -> list[R]:
+def read_jsonl_if_exists(s3: S3Client, bucket: str, key: str, cls: type[R]) -> list[R]:
     try:
         return list(read_jsonl(s3, bucket, key, cls))
     except ClientError as exc:
@@ -158,7 +175,7 @@ class JsonlUpload:
     """A JSON Lines object written line by line through a spooled file and uploaded on close (only when
     the block ends without an error, and not at all when empty unless `keep_empty`): bounded memory."""
 
-    def __init__(self, s3: Any, bucket: str, key: str, *, keep_empty: bool = True) -> None:
+    def __init__(self, s3: S3Client, bucket: str, key: str, *, keep_empty: bool = True) -> None:
         self._s3, self._bucket, self.key, self._keep_empty = s3, bucket, key, keep_empty
         self._fh = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         self.count = 0
@@ -185,7 +202,7 @@ class JsonlUpload:
         self.add_line((record.to_json() + "\n").encode())
 
 
-def write_jsonl(s3: Any, bucket: str, key: str, records: Iterable[Record]) -> int:
+def write_jsonl(s3: S3Client, bucket: str, key: str, records: Iterable[Record]) -> int:
     """Upload records as JSON Lines through a spooled file: bounded memory for any count."""
     with JsonlUpload(s3, bucket, key) as sink:
         for line in dump_jsonl(records):
@@ -193,17 +210,17 @@ def write_jsonl(s3: Any, bucket: str, key: str, records: Iterable[Record]) -> in
     return sink.count
 
 
-def put_bytes(s3: Any, bucket: str, key: str, body: bytes, content_type: str = "application/x-ndjson") -> None:
+def put_bytes(s3: S3Client, bucket: str, key: str, body: bytes, content_type: str = "application/x-ndjson") -> None:
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
 
-def get_bytes(s3: Any, bucket: str, key: str) -> bytes:
+def get_bytes(s3: S3Client, bucket: str, key: str) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def put_json(s3: Any, bucket: str, key: str, record: Record, *, if_match: str | None = None, if_none_match: bool = False) -> bool:
+def put_json(s3: S3Client, bucket: str, key: str, record: Record, *, if_match: str | None = None, if_none_match: bool = False) -> bool:
     """PUT one record; with a condition (If-Match etag / If-None-Match *), False when another writer won."""
-    condition = {"IfMatch": f'"{if_match}"'} if if_match else {"IfNoneMatch": "*"} if if_none_match else {}
+    condition: _WriteCondition = {"IfMatch": f'"{if_match}"'} if if_match else {"IfNoneMatch": "*"} if if_none_match else {}
     try:
         s3.put_object(Bucket=bucket, Key=key, Body=record.to_json().encode(), ContentType="application/json", **condition)
     except ClientError as exc:
@@ -213,7 +230,7 @@ def put_json(s3: Any, bucket: str, key: str, record: Record, *, if_match: str | 
     return True
 
 
-def get_json_with_etag(s3: Any, bucket: str, key: str, cls: type[R]) -> tuple[R | None, str | None]:
+def get_json_with_etag(s3: S3Client, bucket: str, key: str, cls: type[R]) -> tuple[R | None, str | None]:
     """A record and the ETag it was read at (for a conditional rewrite); (None, None) when absent."""
     try:
         response = s3.get_object(Bucket=bucket, Key=key)
@@ -224,7 +241,7 @@ def get_json_with_etag(s3: Any, bucket: str, key: str, cls: type[R]) -> tuple[R 
     return cls.from_json(response["Body"].read().decode()), normalize_etag(response["ETag"])
 
 
-def get_json(s3: Any, bucket: str, key: str, cls: type[R]) -> R | None:
+def get_json(s3: S3Client, bucket: str, key: str, cls: type[R]) -> R | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
@@ -234,7 +251,7 @@ def get_json(s3: Any, bucket: str, key: str, cls: type[R]) -> R | None:
     return cls.from_json(body.decode())
 
 
-def download(s3: Any, bucket: str, key: str, path: Path) -> None:
+def download(s3: S3Client, bucket: str, key: str, path: Path) -> None:
     """One GET streamed to disk (download_file would HEAD first: a request per PDF for nothing)."""
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     try:
@@ -246,10 +263,10 @@ def download(s3: Any, bucket: str, key: str, path: Path) -> None:
 
 
 def put_conditional(
-    s3: Any, bucket: str, key: str, body: bytes, *, if_match: str | None, metadata: dict[str, str], content_type: str
+    s3: S3Client, bucket: str, key: str, body: bytes, *, if_match: str | None, metadata: dict[str, str], content_type: str
 ) -> bool:
     """Create (If-None-Match: *) or replace (If-Match: etag) an object; False when another writer won."""
-    condition = {"IfMatch": f'"{if_match}"'} if if_match else {"IfNoneMatch": "*"}
+    condition: _WriteCondition = {"IfMatch": f'"{if_match}"'} if if_match else {"IfNoneMatch": "*"}
     try:
         s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata, ContentType=content_type, **condition)
     except ClientError as exc:
@@ -259,7 +276,7 @@ def put_conditional(
     return True
 
 
-def head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+def head(s3: S3Client, bucket: str, key: str) -> HeadObjectOutputTypeDef | None:
     try:
         return s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:

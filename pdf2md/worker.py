@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -54,6 +54,9 @@ from pdf2md.convert.pipeline import model_backend_for
 from pdf2md.gpu_feeder import FeederPool, feeder_memory_mb
 from pdf2md.isolation import ConverterPool
 from pdf2md.shard_pipeline import MAX_IO_THREADS, SKIP, ItemFailed, ShardIO, ShardPipeline, converter_processes_for
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +136,7 @@ class StopFlag:
         self._event.set()
 
 
-def run(settings: JobSettings, s3: Any | None = None, stop: StopFlag | None = None) -> int:
+def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None = None) -> int:
     """Convert this child's shard; the exit code says whether the shard itself finished."""
     s3 = s3 or s3io.client(Config(max_pool_connections=S3_CONNECTIONS))
     stop = stop or StopFlag()
@@ -192,7 +195,7 @@ def run(settings: JobSettings, s3: Any | None = None, stop: StopFlag | None = No
     return EXIT_INTERRUPTED if stop() else EXIT_DONE
 
 
-def read_shard(s3: Any, settings: JobSettings) -> list[ManifestEntry]:
+def read_shard(s3: S3Client, settings: JobSettings) -> list[ManifestEntry]:
     """This child's entries: its own object of a sharded manifest (one GET, its share of the bytes), or
     the index % size == i filter over a single JSON Lines manifest (hand-made ones, or an array of
     another size than the planner dealt for)."""
@@ -214,7 +217,7 @@ def read_shard(s3: Any, settings: JobSettings) -> list[ManifestEntry]:
     ]
 
 
-def _passwords(s3: Any, uri: str | None) -> tuple[str, ...]:
+def _passwords(s3: S3Client, uri: str | None) -> tuple[str, ...]:
     """Passwords for encrypted PDFs come from an S3 object, never from the job's environment."""
     if not uri:
         return ()
@@ -225,7 +228,7 @@ def _passwords(s3: Any, uri: str | None) -> tuple[str, ...]:
     return tuple(data)
 
 
-def _fetch(s3: Any, settings: JobSettings, entry: ManifestEntry, recheck: bool, dest: Path) -> str | None:
+def _fetch(s3: S3Client, settings: JobSettings, entry: ManifestEntry, recheck: bool, dest: Path) -> str | None:
     """GET the PDF to `dest` (a HEAD first when it may be done already); the ETag of the output it
     replaces (None: a new output), or SKIP when the output is up to date."""
     replaces: str | None = entry.replaces or None
@@ -245,14 +248,14 @@ def _fetch(s3: Any, settings: JobSettings, entry: ManifestEntry, recheck: bool, 
     return replaces
 
 
-def _fail(s3: Any, settings: JobSettings, state: ShardWork, entry: ManifestEntry, error_class: str, message: str) -> None:
+def _fail(s3: S3Client, settings: JobSettings, state: ShardWork, entry: ManifestEntry, error_class: str, message: str) -> None:
     """A PDF the pipeline settled as failed; a permanent failure also leaves its marker beside the outputs."""
     record = state.fail(entry, error_class, message)
     if not record.retryable:
         _mark_failed(s3, settings, state, record)
 
 
-def _mark_failed(s3: Any, settings: JobSettings, state: ShardWork, record: FailureRecord) -> None:
+def _mark_failed(s3: S3Client, settings: JobSettings, state: ShardWork, record: FailureRecord) -> None:
     """A permanent failure leaves a marker beside the outputs, so later plans skip this version."""
     output = S3Uri.parse(settings.output_uri)
     try:
@@ -261,7 +264,7 @@ def _mark_failed(s3: Any, settings: JobSettings, state: ShardWork, record: Failu
         log.warning("%s: failure marker not written: %s", record.key, exc)
 
 
-def _publish(s3: Any, settings: JobSettings, state: ShardWork, entry: ManifestEntry,
+def _publish(s3: S3Client, settings: JobSettings, state: ShardWork, entry: ManifestEntry,
              replaces: str | None, conversion: Conversion) -> None:
     """Write the Markdown once: create it, or replace the stale one (ETag `replaces`) only if nobody else did first."""
     output = S3Uri.parse(settings.output_uri)
@@ -308,7 +311,7 @@ def _publish(s3: Any, settings: JobSettings, state: ShardWork, entry: ManifestEn
     state.add_converted(meta, conversion.pages)
 
 
-def _write_records(s3: Any, layout: RunLayout, state: ShardWork) -> None:
+def _write_records(s3: S3Client, layout: RunLayout, state: ShardWork) -> None:
     s = state.settings
     bucket = layout.run.bucket
     s3io.write_jsonl(s3, bucket, layout.failures_key(s.round, s.array_index, s.attempt), state.failures)
@@ -318,7 +321,7 @@ def _write_records(s3: Any, layout: RunLayout, state: ShardWork) -> None:
 class _ProgressWriter:
     """Rewrites the shard's progress (its record and its band) at most every progress.every_s (a PUT is not free)."""
 
-    def __init__(self, s3: Any, layout: RunLayout, state: ShardWork) -> None:
+    def __init__(self, s3: S3Client, layout: RunLayout, state: ShardWork) -> None:
         self._s3, self._layout, self._state = s3, layout, state
         self._every = progress.every_s(state.settings.array_size)
         self._last = 0.0

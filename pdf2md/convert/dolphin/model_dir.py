@@ -8,10 +8,13 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pdf2md.contracts import ENV_MODEL_DIR, ENV_MODEL_URI, S3Uri, safe_rel
 from pdf2md.convert.backends import BackendUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ def configured_model_dir(env: Mapping[str, str]) -> Path | None:
     return DEFAULT_SYNC_DIR if env.get(ENV_MODEL_URI) else None
 
 
-def resolve_model_dir(env: Mapping[str, str], s3_client: Any = None) -> Path:
+def resolve_model_dir(env: Mapping[str, str], s3_client: S3Client | None = None) -> Path:
     """A complete local model dir: synced from PDF2MD_MODEL_URI first when that is set."""
     model_dir = configured_model_dir(env)
     if model_dir is None:
@@ -78,7 +81,7 @@ def resolve_model_dir(env: Mapping[str, str], s3_client: Any = None) -> Path:
     return validate_model_dir(model_dir)
 
 
-def sync_model(uri: str, model_dir: Path, s3_client: Any = None) -> int:
+def sync_model(uri: str, model_dir: Path, s3_client: S3Client | None = None) -> int:
     """Copy the S3 prefix into model_dir under a lock (one copy per instance); returns files downloaded.
 
     Files already there with the same size are kept, so a restarted or second container syncs nothing.
@@ -97,7 +100,7 @@ def sync_model(uri: str, model_dir: Path, s3_client: Any = None) -> int:
             raise BackendUnavailable(f"could not sync the Dolphin model from {uri}: {exc}") from exc
 
 
-def _download_missing(s3: Any, source: S3Uri, model_dir: Path) -> int:
+def _download_missing(s3: S3Client, source: S3Uri, model_dir: Path) -> int:
     from pdf2md import s3 as s3io
 
     folder = S3Uri(source.bucket, source.dir_prefix)
