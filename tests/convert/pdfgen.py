@@ -84,3 +84,17 @@ def write_objects(path: Path, objects: list[bytes], root: int) -> Path:
     data += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, root, xref)
     path.write_bytes(bytes(data))
     return path
+
+
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
+"""Debian's fonts-dejavu-core (the Makefile installs it with chromium)."""
+
+
+def dejavu(name: str) -> Path:
+    """The DejaVu font file `name` (e.g. "DejaVuSans.ttf"); the test is skipped where it is not installed."""
+    import pytest
+
+    font = DEJAVU / name
+    if not font.is_file():
+        pytest.skip(f"{font} is not installed")
+    return font

@@ -10,9 +10,10 @@ import pytest
 
 from pdf2md.convert import ConvertOptions, convert_pdf
 from pdf2md.convert.ocr import SpacedCtcDecoder
+from tests.convert.pdfgen import dejavu
 
 rapidocr = pytest.importorskip("rapidocr_onnxruntime", reason="the OCR extra is not installed")
-FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf")
+FONT = "DejaVuSerif.ttf"
 SENTENCES = [
     "Here's to the crazy ones. They're not fond of rules.",
     "You can't ignore them, and they have no respect for it.",
@@ -59,11 +60,10 @@ def low_res_scan(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Sentences with apostrophes, scanned at 100 DPI in grey and saved as JPEG: where spaces used to vanish."""
     from PIL import Image, ImageDraw, ImageFont
 
-    if not FONT.is_file():
-        pytest.skip(f"{FONT} is not installed")
+    font_file = dejavu(FONT)
     page = Image.new("L", (850, 1100), 255)
     draw = ImageDraw.Draw(page)
-    font = ImageFont.truetype(str(FONT), 17)
+    font = ImageFont.truetype(str(font_file), 17)
     for n, sentence in enumerate(SENTENCES):
         draw.text((70, 100 + 60 * n), sentence, font=font, fill=0)
     buffer = io.BytesIO()

@@ -17,20 +17,19 @@ import pytest
 
 from pdf2md.convert import ConvertOptions, convert_pdf
 from tests.convert.conftest import FakeModel
-from tests.convert.pdfgen import Page, write_objects
+from tests.convert.pdfgen import Page, dejavu, write_objects
 
-FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+FONT = "DejaVuSans.ttf"
 SENTENCE = "Here's to the crazy ones, the misfits and the rebels."
 MakePdf = Callable[..., Path]
 
 
 def outlined_text_pdf(path: Path, lines: Sequence[str], size: float = 18) -> Path:
     """A page where each line of text is drawn as filled glyph outlines: no text object at all."""
-    if not FONT.is_file():
-        pytest.skip(f"{FONT} is not installed")
+    font_file = dejavu(FONT)
     pdf = pdfium.PdfDocument.new()
     page = pdf.new_page(612, 792)
-    data = FONT.read_bytes()
+    data = font_file.read_bytes()
     font = pdfium_raw.FPDFText_LoadFont(pdf.raw, (ctypes.c_uint8 * len(data)).from_buffer_copy(data), len(data),
                                         pdfium_raw.FPDF_FONT_TRUETYPE, 1)
     for n, line in enumerate(lines):
@@ -79,9 +78,8 @@ def type3_image_pdf(path: Path, lines: Sequence[str], size: float = 18) -> Path:
     """A page of text in a Type 3 font whose glyphs are image masks and whose names say nothing (/g1, /g2...)."""
     from PIL import Image, ImageDraw, ImageFont
 
-    if not FONT.is_file():
-        pytest.skip(f"{FONT} is not installed")
-    face = ImageFont.truetype(str(FONT), 100)
+    font_file = dejavu(FONT)
+    face = ImageFont.truetype(str(font_file), 100)
     alphabet = sorted({ch for line in lines for ch in line})
     codes = {ch: i + 1 for i, ch in enumerate(alphabet)}
     objects: list[bytes] = []
