@@ -203,10 +203,13 @@ def test_pages_render_once_into_a_centred_square(pdf_path: Path) -> None:
 
 
 def test_the_model_loads_before_the_first_pdf_and_is_not_charged_to_it(model_env: Path, pdf_path: Path) -> None:
-    with IsolatedConverter(ConvertOptions(backend="dolphin"), timeout_s=120, memory_mb=64) as converter:
-        # torch and the model alone hold far more than 64 MB: the PDF limit counts from the loaded child
+    # The limit sits between what a two-page PDF adds (about 60 MB here: torch's first-inference buffers
+    # included) and what torch plus the model hold before it (over 300 MB): it holds only if the
+    # PDF's limit counts from the loaded child.
+    limit_mb = 200
+    with IsolatedConverter(ConvertOptions(backend="dolphin"), timeout_s=120, memory_mb=limit_mb) as converter:
         assert converter.convert(pdf_path).pages == 2
-        assert converter._baseline > 64 * 2**20
+        assert converter._baseline > limit_mb * 2**20
 
 
 def test_a_missing_model_fails_each_pdf_not_the_child(tmp_path: Path, pdf_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
