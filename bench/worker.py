@@ -1,12 +1,20 @@
-"""Shard throughput on the dev corpus: the pipelined shard with 1 and with N converter processes, beside the
-converter alone (convert_pdf in one process, one PDF after another, no I/O).
+"""Shard throughput on the dev corpus: the real array child (pdf2md.worker.run) against the emulator with
+injected S3 latency, with 1 and with N converter processes, beside the converter alone (convert_pdf in one
+process, one PDF after another, no I/O).
 
-Run as `.venv/bin/python bench/worker.py [--jobs 1,2] [--latency-ms 100] [--repeat 3] [--json]` (make bench runs it).
-The shard fetches each PDF and publishes each Markdown through shard_pipeline with `--latency-ms` of
-simulated S3 latency per request (a sleep: the emulator's own costs are not what is measured here), so
-the figure says whether downloads and uploads hide behind conversions and whether more processes scale.
-Children are started before the clock starts (a shard pays that once). The load average is printed:
-on a shared machine the N-process figure is only as good as the idle CPUs it found.
+Run as `.venv/bin/python bench/worker.py [--jobs 1,2] [--latency-ms 100] [--repeat 10] [--json]` (make bench runs it).
+
+The dev PDFs, `--repeat` times over (by default 710 PDFs, 2,510 pages: about one child's share of a million
+PDFs on a 1,400-child array; a child's fixed costs, about ten round trips to S3 at its start and end, weigh
+more on a shorter shard), are uploaded to moto (its own process on a free loopback port, as S3 is another
+machine) and planned by the real planner into one shard, dealt largest first. Each row then runs one child
+from its start: the shard manifest's GET, its progress records, a converter pool started from cold, every
+PDF's GET and conditional PUT, the results and failure files. Every S3 request of the child waits
+`--latency-ms` before it is sent (a botocore `before-send` hook): the round trip of real S3, which the
+loopback emulator does not have. So the figure says whether downloads and uploads hide behind conversions
+and whether more processes scale. The emulator's own CPU is spent on this machine (real S3's is not): it
+runs at the lowest priority, and its CPU seconds are printed beside the figures, with the shard process's
+own (the child's S3 client and pipeline, apart from its converter processes).
 """
 
 from __future__ import annotations
@@ -15,29 +23,92 @@ import argparse
 import json
 import logging
 import os
-import shutil
+import resource
+import socket
+import subprocess
 import sys
-import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import boto3
+from botocore.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pdf2md.convert import Conversion, ConversionError, ConvertOptions, convert_pdf  # noqa: E402
-from pdf2md.isolation import ConverterPool  # noqa: E402
+from pdf2md import s3 as s3io  # noqa: E402
+from pdf2md import worker  # noqa: E402
+from pdf2md.contracts import JobSettings, OutputMeta, RunLayout, S3Uri, shard_manifest_key, whole_manifest_key  # noqa: E402
+from pdf2md.convert import ConversionError, ConvertOptions, convert_pdf  # noqa: E402
 from pdf2md.machine import available_cpus  # noqa: E402
-from pdf2md.shard_pipeline import ShardIO, ShardPipeline  # noqa: E402
+from pdf2md.plan import plan_round  # noqa: E402
 
 DEV = REPO.parent / "shared" / "corpus" / "dev"
+BUCKET = "pdf2md-bench"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def corpus(repeat: int) -> list[Path]:
-    """The dev PDFs `repeat` times over, largest first: the order the planner deals a shard its PDFs in."""
+def corpus() -> list[Path]:
     manifest = DEV / "manifest.jsonl"
-    pdfs = [DEV / json.loads(line)["pdf"] for line in manifest.read_text().splitlines() if line.strip()]
-    return sorted(pdfs * repeat, key=lambda pdf: pdf.stat().st_size, reverse=True)
+    return [DEV / json.loads(line)["pdf"] for line in manifest.read_text().splitlines() if line.strip()]
+
+
+@contextmanager
+def emulator() -> Iterator[tuple[str, int]]:
+    """moto's S3 in a process of its own, at the lowest CPU priority; yields its endpoint and pid."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # lowest priority: it stands for another machine, so it gets what the shard leaves of this one's CPUs
+    proc = subprocess.Popen(["nice", "-n", "19", sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the emulator did not start on {endpoint}") from None
+                time.sleep(0.2)
+        yield endpoint, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def client(endpoint: str, latency_s: float = 0.0) -> Any:
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      config=Config(max_pool_connections=worker.S3_CONNECTIONS))
+    if latency_s:
+        s3.meta.events.register("before-send.s3.*", lambda **_: time.sleep(latency_s))
+    return s3
+
+
+def upload(s3: Any, pdfs: list[Path], repeat: int) -> str:
+    """The corpus under in/, `repeat` copies of each PDF; returns the input URI."""
+    s3.create_bucket(Bucket=BUCKET)
+    for copy in range(repeat):
+        for pdf in pdfs:
+            s3.put_object(Bucket=BUCKET, Key=f"in/{copy}/{pdf.relative_to(DEV)}", Body=pdf.read_bytes())
+    return f"s3://{BUCKET}/in/"
 
 
 def converter_alone(pdfs: list[Path], options: ConvertOptions) -> dict[str, Any]:
@@ -50,25 +121,30 @@ def converter_alone(pdfs: list[Path], options: ConvertOptions) -> dict[str, Any]
     return _row("converter alone", 1, len(pdfs), pages, time.perf_counter() - started)
 
 
-def shard(pdfs: list[Path], options: ConvertOptions, processes: int, latency_s: float) -> dict[str, Any]:
-    pages = [0]
-
-    def fetch(pdf: Path, dest: Path) -> None:
-        time.sleep(latency_s)
-        shutil.copyfile(pdf, dest)
-
-    def publish(pdf: Path, context: None, conversion: Conversion) -> None:
-        time.sleep(latency_s)
-        pages[0] += conversion.pages
-
-    io = ShardIO(fetch=fetch, publish=publish, fail=lambda *a: None, skip=lambda pdf: None, size_of=lambda p: p.stat().st_size)
-    with tempfile.TemporaryDirectory(prefix="pdf2md-bench-") as tmp, ConverterPool(options, 600, 4096, processes) as pool:
-        for converter in pool.converters:
-            converter.start()
-        started = time.perf_counter()
-        ShardPipeline(pdfs, io, pool.converters, Path(tmp), lambda: False).run()
-        seconds = time.perf_counter() - started
-    return _row(f"shard, {latency_s * 1000:.0f} ms S3 latency", processes, len(pdfs), pages[0], seconds)
+def shard(endpoint: str, emulator_pid: int, input_uri: str, backend: str, processes: int, latency_s: float) -> dict[str, Any]:
+    """One array child from its start to its exit, planned afresh into its own output prefix."""
+    s3 = client(endpoint)
+    name = f"jobs-{processes}"
+    layout = RunLayout(S3Uri(BUCKET, f"runs/{name}/"))
+    output_uri = f"s3://{BUCKET}/out/{name}/"
+    plan = plan_round(s3, layout, input_uri, output_uri, requested_array_size=1)
+    # AWS arrays have two children at least: the bench's one child takes the whole round, as a hand-made
+    # single-shard manifest would give it
+    manifest = S3Uri.parse(plan.manifest_uri)
+    s3.copy_object(Bucket=BUCKET, Key=shard_manifest_key(manifest.prefix, 0, 1),
+                   CopySource={"Bucket": BUCKET, "Key": whole_manifest_key(manifest.prefix)})
+    settings = JobSettings(manifest_uri=plan.manifest_uri, output_uri=output_uri, run_uri=str(layout.run), run_id=name,
+                           array_size=1, backend=backend, jobs=processes)
+    emulator_cpu, own_cpu = cpu_seconds(emulator_pid), own_cpu_seconds()
+    started = time.perf_counter()
+    code = worker.run(settings, s3=client(endpoint, latency_s))
+    seconds = time.perf_counter() - started
+    if code != worker.EXIT_DONE:
+        raise RuntimeError(f"the shard exited {code}")
+    results = list(s3io.read_jsonl(s3, BUCKET, layout.results_key(0, 0, 1), OutputMeta))
+    row = _row(f"shard, {latency_s * 1000:.0f} ms S3 latency", processes, len(results), sum(r.pages for r in results), seconds)
+    return {**row, "shard_process_cpu_s": round(own_cpu_seconds() - own_cpu, 2),
+            "emulator_cpu_s": round(cpu_seconds(emulator_pid) - emulator_cpu, 2)}
 
 
 def _row(mode: str, processes: int, pdfs: int, pages: int, seconds: float) -> dict[str, Any]:
@@ -93,8 +169,8 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", default="1,2", help="converter process counts to compare")
-    parser.add_argument("--latency-ms", type=float, default=100.0, help="simulated S3 latency per request")
-    parser.add_argument("--repeat", type=int, default=3, help="run the corpus this many times over")
+    parser.add_argument("--latency-ms", type=float, default=100.0, help="latency injected before each S3 request")
+    parser.add_argument("--repeat", type=int, default=10, help="run the corpus this many times over")
     parser.add_argument("--backend", default="text", help="conversion backend (default: text)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
@@ -102,21 +178,25 @@ def main() -> int:
     if not (DEV / "manifest.jsonl").is_file():
         print(f"skipped: the dev corpus is absent (looked in {DEV})")
         return 0
+    os.environ.update(CREDENTIALS)
     options = ConvertOptions(backend=args.backend)
-    pdfs = corpus(args.repeat)
-    load = os.getloadavg()
-    rows = [converter_alone(pdfs, options)]
-    rows += [shard(pdfs, options, int(n), args.latency_ms / 1000) for n in args.jobs.split(",")]
+    pdfs = corpus()
+    with emulator() as (endpoint, pid):
+        input_uri = upload(client(endpoint), pdfs, args.repeat)
+        load = os.getloadavg()
+        rows = [converter_alone(pdfs * args.repeat, options)]
+        rows += [shard(endpoint, pid, input_uri, args.backend, int(n), args.latency_ms / 1000) for n in args.jobs.split(",")]
     result = {"cpus": available_cpus(), "load_before": [round(x, 2) for x in load], "rows": rows, **summary(rows)}
     if args.json:
         print(json.dumps(result))
         return 0
     print(f"{result['cpus']} usable CPU(s); load average before: {' '.join(f'{x:.2f}' for x in load)}")
-    print(f"| {'mode':<32} | procs | PDFs | pages | seconds | PDFs/s | pages/s |")
-    print(f"|{'-' * 34}|-------|------|-------|---------|--------|---------|")
+    print(f"| {'mode':<26} | procs | PDFs | pages | seconds | PDFs/s | pages/s | shard process CPU s | emulator CPU s |")
+    print(f"|{'-' * 28}|-------|------|-------|---------|--------|---------|---------------------|----------------|")
     for r in rows:
-        print(f"| {r['mode']:<32} | {r['processes']:>5} | {r['pdfs']:>4} | {r['pages']:>5} | {r['seconds']:>7.2f} "
-              f"| {r['pdfs_per_s']:>6.2f} | {r['pages_per_s']:>7.2f} |")
+        print(f"| {r['mode']:<26} | {r['processes']:>5} | {r['pdfs']:>4} | {r['pages']:>5} | {r['seconds']:>7.2f} "
+              f"| {r['pdfs_per_s']:>6.2f} | {r['pages_per_s']:>7.2f} | {r.get('shard_process_cpu_s', ''):>19} "
+              f"| {r.get('emulator_cpu_s', ''):>14} |")
     print("shard / converter alone (1 process): {ratio}; 1 -> 2 processes: {scaling_1_to_2}".format(**result))
     return 0
 

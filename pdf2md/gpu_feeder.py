@@ -51,7 +51,7 @@ from pdf2md.convert.document import open_pdf
 from pdf2md.convert.dolphin.render import PDFIUM_LOCK
 from pdf2md.convert.dolphin.scheduler import PAGES_PER_ROUND, DocumentResult
 from pdf2md.convert.pipeline import assemble
-from pdf2md.isolation import IsolatedConverter, rss_bytes
+from pdf2md.isolation import IsolatedConverter, rss_bytes, start_or_log
 
 log = logging.getLogger(__name__)
 
@@ -415,10 +415,14 @@ class FedConverter:
         self.feeder = feeder
         self.timeout_s = timeout_s
 
+    sends_ahead = False
+    """Planners are shared: a PDF held back for this thread would wait while another planner is free."""
+
     def start(self, cancel: Callable[[], bool]) -> None:
         self.feeder.start(cancel)
 
-    def convert(self, path: Path, cancel: Callable[[], bool]) -> Conversion:
+    def convert(self, path: Path, cancel: Callable[[], bool], upcoming: Path | None = None) -> Conversion:
+        """Plan `path`, read its model pages through the feeder, assemble (`upcoming` is not used: sends_ahead)."""
         planner = self._take_planner(cancel)
         began = time.perf_counter()
         try:
@@ -479,6 +483,12 @@ class FeederPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def start(self, cancel: Callable[[], bool] = lambda: False) -> None:
+        """Load the model in the feeder and start the planners now, in parallel (see ConverterPool.start)."""
+        starts = [self.feeder.start, *(planner.start for planner in self.planners)]
+        with ThreadPoolExecutor(len(starts), thread_name_prefix="pdf2md-start") as starter:
+            list(starter.map(lambda start: start_or_log(start, cancel), starts))
 
     def close(self) -> None:
         closers: list[Callable[[], None]] = [self.feeder.close, *(p.close for p in self.planners)]

@@ -1,6 +1,10 @@
 """Each PDF converts in a child process under a time and memory limit, so one file cannot take a
 shard down. The child lives across PDFs and is replaced when it is killed. It loads its model before
-the first PDF, so the model's load time and memory are never charged to a PDF."""
+the first PDF, so the model's load time and memory are never charged to a PDF.
+
+The caller may name the PDF it will convert next: that request is sent ahead, so the child starts it the
+moment it answers the current one instead of idling while the parent's thread picks its answer up and
+asks again (a few ms a PDF, a tenth of a small PDF's conversion when the parent is busy with S3)."""
 
 from __future__ import annotations
 
@@ -32,9 +36,15 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 class IsolatedConverter:
     """`convert()` (or `plan()`) one PDF at a time in a long-lived child; limits enforced from the parent.
 
+    `convert(path, upcoming=next_path)` sends `next_path` ahead; the next call must then be for it (any other
+    request first replaces the child, dropping the request sent ahead).
+
     :param load_model: whether the child loads the model backend and reads model pages itself; a child that
         only plans (its model pages go to a gpu_feeder.GpuFeeder) loads none and runs under the CPU cap.
     """
+
+    sends_ahead = True
+    """shard_pipeline's cue that handing this converter its next PDF early keeps its child busy."""
 
     def __init__(
         self, options: ConvertOptions, timeout_s: float, memory_mb: int, convert: ConvertFn = convert_pdf, *, load_model: bool = True
@@ -48,6 +58,9 @@ class IsolatedConverter:
         self._proc: Any = None
         self._conn: Connection | None = None
         self._baseline = 0
+        self._ahead: tuple[str, str] | None = None
+        """The request sent ahead, which the child starts when it sends its current answer."""
+        self._answered_at = 0.0
 
     def __enter__(self) -> IsolatedConverter:
         return self
@@ -67,12 +80,14 @@ class IsolatedConverter:
         """Start the child and load its model now (else the first PDF does); raises ConversionError as convert() would."""
         self._ensure_child(cancel)
 
-    def convert(self, path: Path, cancel: Callable[[], bool] = lambda: False) -> Conversion:
+    def convert(self, path: Path, cancel: Callable[[], bool] = lambda: False, upcoming: Path | None = None) -> Conversion:
         """Convert `path` or raise ConversionError (timeout, resource-limit, crash → corrupt, ...).
 
         `cancel` is polled while the child works: when it turns true the PDF is cut as `interrupted`.
+        `upcoming`, the PDF the next call converts, is sent ahead; its time limit counts from the moment
+        the child starts it. A child replaced (killed, crashed) loses it, and the next call sends it again.
         """
-        result: Conversion = self._request("convert", path, cancel)
+        result: Conversion = self._request("convert", path, cancel, upcoming)
         return result
 
     def plan(self, path: Path, cancel: Callable[[], bool] = lambda: False) -> Plan:
@@ -81,13 +96,26 @@ class IsolatedConverter:
         result: Plan = self._request("plan", path, cancel)
         return result
 
-    def _request(self, kind: str, path: Path, cancel: Callable[[], bool]) -> Any:
+    def _request(self, kind: str, path: Path, cancel: Callable[[], bool], upcoming: Path | None = None) -> Any:
+        request = (kind, str(path))
+        if self._ahead is not None and self._ahead != request:
+            log.warning("converter asked for %s, not the PDF sent ahead (%s): replacing its child", path, self._ahead[1])
+            self._kill()
         conn = self._ensure_child(cancel)
-        conn.send((kind, str(path)))
+        if self._ahead == request:
+            started = self._answered_at
+        else:
+            conn.send(request)
+            started = time.monotonic()
+        self._ahead = None
+        if upcoming is not None:
+            self._ahead = (kind, str(upcoming))
+            conn.send(self._ahead)
         limit_bytes = self._baseline + self.memory_mb * 1024 * 1024
         late = ConversionError("timeout", f"conversion took longer than {self.timeout_s:g} s")
-        kind, *payload = self._watch(conn, cancel, "this PDF was converting", _crash_error, late, limit_bytes)
-        if kind == "ok":
+        answer, *payload = self._watch(conn, cancel, "this PDF was converting", _crash_error, late, limit_bytes, started)
+        self._answered_at = time.monotonic()
+        if answer == "ok":
             return payload[0]
         raise ConversionError(payload[0], payload[1])
 
@@ -117,9 +145,11 @@ class IsolatedConverter:
         died: Callable[[int | None], ConversionError],
         late: ConversionError,
         limit_bytes: int | None = None,
+        started: float | None = None,
     ) -> tuple[Any, ...]:
-        """The child's next message, killing it first if the shard stops, time runs out or memory passes the limit."""
-        deadline = time.monotonic() + self.timeout_s
+        """The child's next message, killing it first if the shard stops, time runs out (counted from
+        `started`, default now) or memory passes the limit."""
+        deadline = (time.monotonic() if started is None else started) + self.timeout_s
         while not conn.poll(_POLL_S):
             if cancel():
                 self._kill()
@@ -146,6 +176,7 @@ class IsolatedConverter:
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
+        self._ahead = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -183,9 +214,23 @@ class ConverterPool:
     def __len__(self) -> int:
         return len(self.converters)
 
+    def start(self, cancel: Callable[[], bool] = lambda: False) -> None:
+        """Start every child now, in parallel (else each starts with its first PDF); one that fails is
+        logged, and its first PDF tries again."""
+        with ThreadPoolExecutor(len(self.converters), thread_name_prefix="pdf2md-start") as starter:
+            list(starter.map(lambda converter: start_or_log(converter.start, cancel), self.converters))
+
     def close(self) -> None:
         with ThreadPoolExecutor(len(self.converters), thread_name_prefix="pdf2md-close") as closer:
             list(closer.map(IsolatedConverter.close, self.converters))
+
+
+def start_or_log(start: Callable[[Callable[[], bool]], None], cancel: Callable[[], bool]) -> None:
+    """Start a child ahead of its first PDF; a failure is that PDF's to report (it starts the child again)."""
+    try:
+        start(cancel)
+    except ConversionError as exc:
+        log.warning("converter did not start (its first PDF will try again): %s", exc.message)
 
 
 def _load_error(exitcode: int | None) -> ConversionError:

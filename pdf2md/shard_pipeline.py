@@ -34,12 +34,13 @@ from typing import Any, Generic, Protocol, TypeVar
 from pdf2md import machine
 from pdf2md.contracts import ErrorKind
 from pdf2md.convert import Conversion, ConversionError
+from pdf2md.isolation import start_or_log
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _POLL_S = 0.05
-MAX_IO_THREADS = 32
+MAX_IO_THREADS = 64
 """Downloaders (and, apart, uploaders) at most by default: the S3 client's connection pool must hold both."""
 NOT_STARTED = "the shard was stopped before this PDF started"
 NOT_WRITTEN = "the shard was stopped before this PDF's Markdown was written"
@@ -66,9 +67,14 @@ class ItemFailed(Exception):
 class Converter(Protocol):
     """isolation.IsolatedConverter's interface, as the pipeline uses it (one thread per converter)."""
 
+    sends_ahead: bool
+    """Whether `convert` should be told the converter's next PDF (`upcoming`) when one is already waiting:
+    its own child then starts it without a round trip through this process. Converters that share their
+    workers (gpu_feeder's) say no: a PDF held for one of them would wait while another is free."""
+
     def start(self, cancel: Callable[[], bool]) -> None: ...
 
-    def convert(self, path: Path, cancel: Callable[[], bool]) -> Conversion: ...
+    def convert(self, path: Path, cancel: Callable[[], bool], upcoming: Path | None = None) -> Conversion: ...
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,8 @@ class Bounds:
     upload_bytes: int = 64 << 20
     """Markdown converted and not yet written (held in memory)."""
     downloaders: int = 0
-    """Threads fetching PDFs (0: 8 + 4 per converter, MAX_IO_THREADS at most). A one-page PDF converts in
-    ~10 ms: at 100 ms per S3 request a converter needs about ten downloads in flight never to wait."""
+    """Threads fetching PDFs (0: 16 per converter plus 16, MAX_IO_THREADS at most). A small PDF converts in
+    5-10 ms: at 100 ms per S3 request a converter needs 10-20 downloads in flight never to wait."""
     uploaders: int = 0
     """Threads writing Markdown (0: as many as the downloaders)."""
     flush_s: float = 15.0
@@ -199,8 +205,8 @@ class ShardPipeline(Generic[T]):
         self.stop = stop
         self.bounds = bounds
         n = len(converters)
-        self.downloaders = bounds.downloaders or min(MAX_IO_THREADS, 8 + 4 * n)
-        self.uploaders = bounds.uploaders or min(MAX_IO_THREADS, 8 + 4 * n)
+        self.downloaders = bounds.downloaders or min(MAX_IO_THREADS, 16 * (n + 1))
+        self.uploaders = bounds.uploaders or min(MAX_IO_THREADS, 16 * (n + 1))
         self.disk = Budget(bounds.disk_bytes, bounds.queued_pdfs or self.downloaders + 2 * n)
         self.outbox = Budget(bounds.upload_bytes)
         self._ready: queue.Queue[_Fetched[T] | None] = queue.Queue()
@@ -298,29 +304,43 @@ class ShardPipeline(Generic[T]):
             self._ready.put(_Fetched(index, item, path, actual, context))
 
     def _convert_loop(self, converter: Converter) -> None:
-        try:
-            converter.start(self.stop)
-        except ConversionError as exc:
-            log.warning("converter did not start (its first PDF will try again): %s", exc.message)
-        while (job := self._ready.get()) is not None:
+        start_or_log(converter.start, self.stop)
+        job = self._ready.get()
+        while job is not None:
+            upcoming = self._waiting() if converter.sends_ahead else None
             try:
-                conversion = self._convert(converter, job)
+                conversion = self._convert(converter, job, upcoming)
             finally:
                 self._discard(job.path, job.size)
-            if conversion is None:
-                continue
-            size = len(conversion.markdown)
-            if not self.outbox.acquire(size, self._flush_over):
-                self._finish(job.index, self.io.fail, job.item, ErrorKind.INTERRUPTED, NOT_WRITTEN)
-                continue
-            self._uploads.put(_Converted(job.index, job.item, job.context, conversion, size))
+            if conversion is not None:
+                self._hand_over(job, conversion)
+            job = upcoming if upcoming is not None else self._ready.get()
 
-    def _convert(self, converter: Converter, job: _Fetched[T]) -> Conversion | None:
+    def _waiting(self) -> _Fetched[T] | None:
+        """A PDF already downloaded and waiting, taken now so that its converter can send it ahead (None when
+        none waits, or the end of the shard is next: that marker stays for the thread to see)."""
+        try:
+            job = self._ready.get_nowait()
+        except queue.Empty:
+            return None
+        if job is None:
+            self._ready.put(None)
+        return job
+
+    def _hand_over(self, job: _Fetched[T], conversion: Conversion) -> None:
+        """Queue the Markdown for upload once the outbox has room (or record the PDF unwritten after a stop)."""
+        size = len(conversion.markdown)
+        if not self.outbox.acquire(size, self._flush_over):
+            self._finish(job.index, self.io.fail, job.item, ErrorKind.INTERRUPTED, NOT_WRITTEN)
+            return
+        self._uploads.put(_Converted(job.index, job.item, job.context, conversion, size))
+
+    def _convert(self, converter: Converter, job: _Fetched[T], upcoming: _Fetched[T] | None) -> Conversion | None:
         if self.stopped_for() is not None:
             self._finish(job.index, self.io.fail, job.item, ErrorKind.INTERRUPTED, NOT_STARTED)
             return None
         try:
-            return converter.convert(job.path, self.stop)
+            return converter.convert(job.path, self.stop, upcoming.path if upcoming is not None else None)
         except ConversionError as exc:
             self._finish(job.index, self.io.fail, job.item, exc.error_class, exc.message)
         except Exception as exc:  # noqa: BLE001 - the converter's own bug fails this PDF, not the shard

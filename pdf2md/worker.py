@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -137,55 +138,43 @@ class StopFlag:
 
 
 def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None = None) -> int:
-    """Convert this child's shard; the exit code says whether the shard itself finished."""
+    """Convert this child's shard; the exit code says whether the shard itself finished.
+
+    The converter children start (and a GPU feeder loads its model) while the shard's start-up requests go
+    out: its manifest and its first progress record, each a round trip to S3."""
     s3 = s3 or s3io.client(Config(max_pool_connections=S3_CONNECTIONS))
     stop = stop or StopFlag()
-    layout = RunLayout(S3Uri.parse(settings.run_uri))
     try:
-        entries = read_shard(s3, settings)
         passwords = _passwords(s3, settings.passwords_uri)
-    except (ClientError, BotoCoreError, ValueError) as exc:
-        log.error("cannot start shard %d: %s", settings.array_index, exc)
-        return EXIT_SHARD_FAULT
-    state = ShardWork(settings, entries)
-    try:
         feeder_mb = feeder_memory_mb(os.environ, settings.pdf_memory_mb)
-    except ValueError as exc:
+    except (ClientError, BotoCoreError, ValueError) as exc:
         log.error("cannot start shard %d: %s", settings.array_index, exc)
         return EXIT_SHARD_FAULT
     # chosen once here: `auto` then imports torch in this process only, not in every converter child
     model = "" if settings.backend == "text" else model_backend_for(settings.backend)
     options = ConvertOptions(backend=settings.backend, passwords=passwords, max_pages=settings.max_pages, model=model)
-    reporter = _ProgressWriter(s3, layout, state)
-    try:
-        earlier = reporter.write(ShardState.RUNNING)
-    except (ClientError, BotoCoreError) as exc:
-        log.error("cannot start shard %d: progress not written: %s", settings.array_index, exc)
-        return EXIT_SHARD_FAULT
-    recheck = settings.attempt > 1 or earlier is not None
-    log.info("shard %d/%d: %d PDF(s) assigned (round %d, attempt %d%s)", settings.array_index, settings.array_size,
-             len(entries), settings.round, settings.attempt, "; outputs checked before converting" if recheck else "")
-    io: ShardIO[ManifestEntry] = ShardIO(
-        fetch=lambda entry, dest: _fetch(s3, settings, entry, recheck or entry.attempt > 1, dest),
-        publish=lambda entry, replaces, conversion: _publish(s3, settings, state, entry, replaces, conversion),
-        fail=lambda entry, error_class, message: _fail(s3, settings, state, entry, error_class, message),
-        skip=lambda entry: state.skip(),
-        size_of=lambda entry: entry.size,
-        progress=reporter.maybe_write,
-    )
-    processes = converter_processes_for(model, settings.jobs, settings.pdf_memory_mb, feeder_mb)
-    pool: ConverterPool | FeederPool
-    if model == "dolphin":
-        log.info("shard %d: %d converter process(es) beside one GPU feeder (%d MB)", settings.array_index, processes, feeder_mb)
-        pool = FeederPool(options, settings.pdf_timeout_s, settings.pdf_memory_mb, processes, feeder_memory_mb=feeder_mb)
-    else:
-        log.info("shard %d: %d converter process(es)", settings.array_index, processes)
-        pool = ConverterPool(options, settings.pdf_timeout_s, settings.pdf_memory_mb, processes)
-    with tempfile.TemporaryDirectory(prefix="pdf2md-") as tmp, pool:
-        ShardPipeline(entries, io, pool.converters, Path(tmp), stop).run()
+    faulted = threading.Event()
+    with _pool(settings, options, model, feeder_mb) as pool, ThreadPoolExecutor(1, thread_name_prefix="pdf2md-start") as starter:
+        starting = starter.submit(pool.start, lambda: stop() or faulted.is_set())
+        shard = _open_shard(s3, settings)
+        if shard is None:
+            faulted.set()
+            return EXIT_SHARD_FAULT
+        state, reporter, recheck = shard
+        io: ShardIO[ManifestEntry] = ShardIO(
+            fetch=lambda entry, dest: _fetch(s3, settings, entry, recheck or entry.attempt > 1, dest),
+            publish=lambda entry, replaces, conversion: _publish(s3, settings, state, entry, replaces, conversion),
+            fail=lambda entry, error_class, message: _fail(s3, settings, state, entry, error_class, message),
+            skip=lambda entry: state.skip(),
+            size_of=lambda entry: entry.size,
+            progress=reporter.maybe_write,
+        )
+        starting.result()
+        with tempfile.TemporaryDirectory(prefix="pdf2md-") as tmp:
+            ShardPipeline(state.entries, io, pool.converters, Path(tmp), stop).run()
     final = ShardState.INTERRUPTED if stop() else ShardState.DONE
     try:
-        _write_records(s3, layout, state)
+        _write_records(s3, RunLayout(S3Uri.parse(settings.run_uri)), state)
         reporter.write(final)
     except (ClientError, BotoCoreError) as exc:
         log.error("cannot write shard %d's records: %s", settings.array_index, exc)
@@ -193,6 +182,39 @@ def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None
     log.info("shard %d %s: %d converted, %d skipped, %d failed, %d pages in %.1f s", settings.array_index, final,
              len(state.converted), state.skipped, len(state.failures), state.pages, time.time() - state.started_at)
     return EXIT_INTERRUPTED if stop() else EXIT_DONE
+
+
+def _pool(settings: JobSettings, options: ConvertOptions, model: str, feeder_mb: int) -> ConverterPool | FeederPool:
+    """The shard's converters: isolated CPU children, or (Dolphin) planner children beside one GPU feeder."""
+    processes = converter_processes_for(model, settings.jobs, settings.pdf_memory_mb, feeder_mb)
+    if model == "dolphin":
+        log.info("shard %d: %d converter process(es) beside one GPU feeder (%d MB)", settings.array_index, processes, feeder_mb)
+        return FeederPool(options, settings.pdf_timeout_s, settings.pdf_memory_mb, processes, feeder_memory_mb=feeder_mb)
+    log.info("shard %d: %d converter process(es)", settings.array_index, processes)
+    return ConverterPool(options, settings.pdf_timeout_s, settings.pdf_memory_mb, processes)
+
+
+def _open_shard(s3: S3Client, settings: JobSettings) -> tuple[ShardWork, _ProgressWriter, bool] | None:
+    """Read this child's entries and publish it as running; None (logged) when S3 refuses either.
+
+    Returns the shard's work record, its progress writer, and whether each output must be checked before
+    converting (a retried attempt, or a shard that an earlier attempt already reported on)."""
+    try:
+        entries = read_shard(s3, settings)
+    except (ClientError, BotoCoreError, ValueError) as exc:
+        log.error("cannot start shard %d: %s", settings.array_index, exc)
+        return None
+    state = ShardWork(settings, entries)
+    reporter = _ProgressWriter(s3, RunLayout(S3Uri.parse(settings.run_uri)), state)
+    try:
+        earlier = reporter.write(ShardState.RUNNING)
+    except (ClientError, BotoCoreError) as exc:
+        log.error("cannot start shard %d: progress not written: %s", settings.array_index, exc)
+        return None
+    recheck = settings.attempt > 1 or earlier is not None
+    log.info("shard %d/%d: %d PDF(s) assigned (round %d, attempt %d%s)", settings.array_index, settings.array_size,
+             len(entries), settings.round, settings.attempt, "; outputs checked before converting" if recheck else "")
+    return state, reporter, recheck
 
 
 def read_shard(s3: S3Client, settings: JobSettings) -> list[ManifestEntry]:
@@ -312,10 +334,15 @@ def _publish(s3: S3Client, settings: JobSettings, state: ShardWork, entry: Manif
 
 
 def _write_records(s3: S3Client, layout: RunLayout, state: ShardWork) -> None:
+    """The attempt's failure and result files, written side by side (each is a round trip to S3)."""
     s = state.settings
     bucket = layout.run.bucket
-    s3io.write_jsonl(s3, bucket, layout.failures_key(s.round, s.array_index, s.attempt), state.failures)
-    s3io.write_jsonl(s3, bucket, layout.results_key(s.round, s.array_index, s.attempt), state.converted)
+    writes: list[tuple[str, list[FailureRecord] | list[OutputMeta]]] = [
+        (layout.failures_key(s.round, s.array_index, s.attempt), state.failures),
+        (layout.results_key(s.round, s.array_index, s.attempt), state.converted),
+    ]
+    with ThreadPoolExecutor(len(writes), thread_name_prefix="pdf2md-records") as writer:
+        list(writer.map(lambda write: s3io.write_jsonl(s3, bucket, *write), writes))
 
 
 class _ProgressWriter:

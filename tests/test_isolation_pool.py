@@ -82,3 +82,56 @@ def test_a_planner_child_plans_in_its_limits_without_loading_a_model() -> None:
     assert err.value.error_class == "not-pdf"
     assert plan.model_pages == [] and assemble(plan, {}).markdown == convert_pdf(SAMPLES / "crazyones.pdf", options).markdown
     assert baseline < 200 * 2**20, "no model (nor torch) loaded in a planner"
+
+
+def _stand_in(tmp_path: Path, name: str) -> Path:
+    """A slow-/hungry- stand-in file (misbehaving_convert reads its name), or a copy of a sample PDF."""
+    path = tmp_path / name
+    if name.startswith(("slow", "hungry")):
+        path.write_bytes(name.encode())
+    else:
+        shutil.copyfile(SAMPLES / name, path)
+    return path
+
+
+def test_a_pdf_sent_ahead_converts_as_if_asked_for_alone(tmp_path: Path) -> None:
+    first, second, third = (_stand_in(tmp_path, n) for n in ("crazyones.pdf", "FC60_Times.pdf", "code_and_formula.pdf"))
+    options = ConvertOptions(backend="text")
+    with IsolatedConverter(options, timeout_s=60, memory_mb=1024) as converter:
+        results = [converter.convert(first, upcoming=second).markdown, converter.convert(second, upcoming=third).markdown]
+        pid = converter._proc.pid
+        results.append(converter.convert(third).markdown)
+        assert converter._proc.pid == pid, "one child did all three"
+    assert results == [convert_pdf(p, options).markdown for p in (first, second, third)]
+
+
+def test_a_child_killed_for_its_pdf_loses_the_one_sent_ahead_and_the_next_call_sends_it_again(tmp_path: Path) -> None:
+    slow, good = _stand_in(tmp_path, "slow-1"), _stand_in(tmp_path, "crazyones.pdf")
+    options = ConvertOptions(backend="text")
+    with IsolatedConverter(options, timeout_s=2, memory_mb=1024, convert=misbehaving_convert) as converter:
+        with pytest.raises(ConversionError) as err:
+            converter.convert(slow, upcoming=good)
+        assert err.value.error_class == "timeout"
+        assert converter.convert(good).markdown == convert_pdf(good, options).markdown
+
+
+def test_the_time_limit_of_a_pdf_sent_ahead_counts_from_when_its_child_starts_it(tmp_path: Path) -> None:
+    good, slow = _stand_in(tmp_path, "crazyones.pdf"), _stand_in(tmp_path, "slow-1")
+    with IsolatedConverter(ConvertOptions(backend="text"), timeout_s=3, memory_mb=1024, convert=misbehaving_convert) as converter:
+        converter.convert(good, upcoming=slow)
+        time.sleep(2)  # the child has been on the slow PDF all along
+        asked = time.monotonic()
+        with pytest.raises(ConversionError) as err:
+            converter.convert(slow)
+        assert err.value.error_class == "timeout"
+        assert time.monotonic() - asked < 2.5, "the limit counted from the child's start, not from this call"
+
+
+def test_asking_for_another_pdf_than_the_one_sent_ahead_replaces_the_child(tmp_path: Path) -> None:
+    first, ahead, other = (_stand_in(tmp_path, n) for n in ("crazyones.pdf", "slow-1", "FC60_Times.pdf"))
+    options = ConvertOptions(backend="text")
+    with IsolatedConverter(options, timeout_s=60, memory_mb=1024, convert=misbehaving_convert) as converter:
+        converter.convert(first, upcoming=ahead)
+        pid = converter._proc.pid
+        assert converter.convert(other).markdown == convert_pdf(other, options).markdown
+        assert converter._proc.pid != pid, "the child busy with the PDF sent ahead was replaced"

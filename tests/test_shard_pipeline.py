@@ -29,16 +29,20 @@ def _conversion(markdown: str) -> Conversion:
 
 
 class Converter:
-    """Reads the name the fetch wrote; `hook(name, cancel)` runs first (to block, fail or observe)."""
+    """Reads the name the fetch wrote; `hook(name, cancel)` runs first (to block, fail or observe). Records
+    each call's path and the `upcoming` it was handed."""
 
-    def __init__(self, hook: Callable[[str, Callable[[], bool]], None] = lambda name, cancel: None, out: int = 10) -> None:
-        self.hook, self.out = hook, out
+    def __init__(self, hook: Callable[[str, Callable[[], bool]], None] = lambda name, cancel: None, out: int = 10,
+                 sends_ahead: bool = True) -> None:
+        self.hook, self.out, self.sends_ahead = hook, out, sends_ahead
         self.started = False
+        self.calls: list[tuple[Path, Path | None]] = []
 
     def start(self, cancel: Callable[[], bool]) -> None:
         self.started = True
 
-    def convert(self, path: Path, cancel: Callable[[], bool]) -> Conversion:
+    def convert(self, path: Path, cancel: Callable[[], bool], upcoming: Path | None = None) -> Conversion:
+        self.calls.append((path, upcoming))
         name = path.read_bytes().split(b"\0")[0].decode()
         self.hook(name, cancel)
         return _conversion(f"# {name}\n" + "x" * self.out)
@@ -129,6 +133,23 @@ def test_every_pdf_is_settled_once_with_its_own_outcome(tmp_path: Path) -> None:
         assert outcome == expected, name
     assert all(c.started for c in converters)
     assert list(tmp_path.iterdir()) == [], "every downloaded PDF is deleted"
+
+
+def test_a_converter_that_sends_ahead_is_handed_its_next_pdf_and_then_asked_for_it(tmp_path: Path) -> None:
+    def slow(name: str, cancel: Callable[[], bool]) -> None:
+        time.sleep(0.01)  # downloads outpace conversions: PDFs wait, so there is one to send ahead
+
+    docs = [Doc(f"ok{i}") for i in range(20)]
+    ledger = Ledger(tmp_path)
+    ahead, alone = Converter(slow), Converter(slow, sends_ahead=False)
+    _run(docs, ledger, [ahead, alone])
+    assert set(_once(ledger, docs).values()) == {"published"}
+    handed = [upcoming for _, upcoming in ahead.calls]
+    assert any(handed), "a PDF was waiting at some point"
+    for (_, upcoming), (following, _) in zip(ahead.calls, ahead.calls[1:], strict=False):
+        assert upcoming is None or upcoming == following, "the PDF handed ahead is the next one asked for"
+    assert ahead.calls[-1][1] is None, "nothing is handed ahead of the last PDF"
+    assert all(upcoming is None for _, upcoming in alone.calls), "a converter that shares its workers is never handed one"
 
 
 def test_pdfs_are_fetched_in_manifest_order_by_one_downloader(tmp_path: Path) -> None:
