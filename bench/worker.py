@@ -1,8 +1,12 @@
 """Shard throughput on the dev corpus: the real array child (pdf2md.worker.run) against the emulator with
-injected S3 latency, with 1 and with N converter processes, beside the converter alone (convert_pdf in one
-process, one PDF after another, no I/O).
+injected S3 latency, beside the converter alone (convert_pdf in one process, one PDF after another, no I/O).
 
-Run as `.venv/bin/python bench/worker.py [--jobs 1,2] [--latency-ms 100] [--repeat 10] [--json]` (make bench runs it).
+Run as `.venv/bin/python bench/worker.py [--cores 1,2] [--latency-ms 100] [--repeat 10] [--json]` (make bench runs it).
+
+Rows: the converter alone; the shard with one converter process (`ratio`: what the pipeline keeps of the
+converter's pace); then the shard confined to 1, 2, ... cores (`--cores`, by CPU affinity, which the child
+reads to choose its number of converter processes, as it reads a container's CPU quota), the child's own
+process and the emulator included (`scaling_1_to_2`).
 
 The dev PDFs, `--repeat` times over (by default 710 PDFs, 2,510 pages: about one child's share of a million
 PDFs on a 1,400-child array; a child's fixed costs, about ten round trips to S3 at its start and end, weigh
@@ -40,11 +44,10 @@ from botocore.config import Config
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pdf2md import machine, worker  # noqa: E402
 from pdf2md import s3 as s3io  # noqa: E402
-from pdf2md import worker  # noqa: E402
 from pdf2md.contracts import JobSettings, OutputMeta, RunLayout, S3Uri, shard_manifest_key, whole_manifest_key  # noqa: E402
 from pdf2md.convert import ConversionError, ConvertOptions, convert_pdf  # noqa: E402
-from pdf2md.machine import available_cpus  # noqa: E402
 from pdf2md.plan import plan_round  # noqa: E402
 
 DEV = REPO.parent / "shared" / "corpus" / "dev"
@@ -121,10 +124,12 @@ def converter_alone(pdfs: list[Path], options: ConvertOptions) -> dict[str, Any]
     return _row("converter alone", 1, len(pdfs), pages, time.perf_counter() - started)
 
 
-def shard(endpoint: str, emulator_pid: int, input_uri: str, backend: str, processes: int, latency_s: float) -> dict[str, Any]:
-    """One array child from its start to its exit, planned afresh into its own output prefix."""
+def shard(endpoint: str, emulator_pid: int, input_uri: str, backend: str, latency_s: float, *, processes: int = 0,
+          cores: int = 0) -> dict[str, Any]:
+    """One array child from its start to its exit, planned afresh into its own output prefix: with
+    `processes` converters (0: its own choice), on the first `cores` CPUs (0: all)."""
     s3 = client(endpoint)
-    name = f"jobs-{processes}"
+    name = f"jobs-{processes}-cores-{cores}"
     layout = RunLayout(S3Uri(BUCKET, f"runs/{name}/"))
     output_uri = f"s3://{BUCKET}/out/{name}/"
     plan = plan_round(s3, layout, input_uri, output_uri, requested_array_size=1)
@@ -136,14 +141,26 @@ def shard(endpoint: str, emulator_pid: int, input_uri: str, backend: str, proces
     settings = JobSettings(manifest_uri=plan.manifest_uri, output_uri=output_uri, run_uri=str(layout.run), run_id=name,
                            array_size=1, backend=backend, jobs=processes)
     emulator_cpu, own_cpu = cpu_seconds(emulator_pid), own_cpu_seconds()
-    started = time.perf_counter()
-    code = worker.run(settings, s3=client(endpoint, latency_s))
-    seconds = time.perf_counter() - started
+    allowed = os.sched_getaffinity(0)
+    if cores:
+        # the child's threads and processes inherit it; the emulator shares those cores too, so that its
+        # CPU weighs alike on every core count (given a core of its own only on 1, it would flatter the 1)
+        for pid in (0, emulator_pid):
+            os.sched_setaffinity(pid, sorted(allowed)[:cores])
+    try:
+        started = time.perf_counter()
+        code = worker.run(settings, s3=client(endpoint, latency_s))
+        seconds = time.perf_counter() - started
+    finally:
+        for pid in (0, emulator_pid):
+            os.sched_setaffinity(pid, allowed)
     if code != worker.EXIT_DONE:
         raise RuntimeError(f"the shard exited {code}")
     results = list(s3io.read_jsonl(s3, BUCKET, layout.results_key(0, 0, 1), OutputMeta))
-    row = _row(f"shard, {latency_s * 1000:.0f} ms S3 latency", processes, len(results), sum(r.pages for r in results), seconds)
-    return {**row, "shard_process_cpu_s": round(own_cpu_seconds() - own_cpu, 2),
+    mode = f"shard on {cores} core(s)" if cores else f"shard, {processes} converter(s)"
+    row = _row(mode, processes or machine.converter_processes(0, pdf_memory_mb=settings.pdf_memory_mb, gpu_feeder=False,
+                                                              cpus=cores), len(results), sum(r.pages for r in results), seconds)
+    return {**row, "cores": cores or None, "shard_process_cpu_s": round(own_cpu_seconds() - own_cpu, 2),
             "emulator_cpu_s": round(cpu_seconds(emulator_pid) - emulator_cpu, 2)}
 
 
@@ -153,22 +170,21 @@ def _row(mode: str, processes: int, pdfs: int, pages: int, seconds: float) -> di
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The issue's figures: the 1-process shard against the converter alone, and 1 -> 2 process scaling."""
-    alone = rows[0]["pages_per_s"]
-    shards = {r["processes"]: r["pages_per_s"] for r in rows[1:]}
-    one = shards.get(1)
+    """The issue's figures: the 1-process shard against the converter alone, and the shard from 1 to 2 cores."""
+    alone, one = rows[0]["pages_per_s"], rows[1]["pages_per_s"]
+    by_cores = {r["cores"]: r["pages_per_s"] for r in rows[2:]}
     return {
         "shard_pages_per_s": one,
         "converter_pages_per_s": alone,
-        "ratio": round(one / alone, 3) if one and alone else None,
-        "cores": available_cpus(),
-        "scaling_1_to_2": round(shards[2] / one, 3) if one and 2 in shards else None,
+        "ratio": round(one / alone, 3),
+        "cores": machine.available_cpus(),
+        "scaling_1_to_2": round(by_cores[2] / by_cores[1], 3) if 1 in by_cores and 2 in by_cores else None,
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", default="1,2", help="converter process counts to compare")
+    parser.add_argument("--cores", default="1,2", help="core counts to confine the shard to, in turn")
     parser.add_argument("--latency-ms", type=float, default=100.0, help="latency injected before each S3 request")
     parser.add_argument("--repeat", type=int, default=10, help="run the corpus this many times over")
     parser.add_argument("--backend", default="text", help="conversion backend (default: text)")
@@ -185,8 +201,10 @@ def main() -> int:
         input_uri = upload(client(endpoint), pdfs, args.repeat)
         load = os.getloadavg()
         rows = [converter_alone(pdfs * args.repeat, options)]
-        rows += [shard(endpoint, pid, input_uri, args.backend, int(n), args.latency_ms / 1000) for n in args.jobs.split(",")]
-    result = {"cpus": available_cpus(), "load_before": [round(x, 2) for x in load], "rows": rows, **summary(rows)}
+        latency_s = args.latency_ms / 1000
+        rows.append(shard(endpoint, pid, input_uri, args.backend, latency_s, processes=1))
+        rows += [shard(endpoint, pid, input_uri, args.backend, latency_s, cores=int(n)) for n in args.cores.split(",")]
+    result = {"cpus": machine.available_cpus(), "load_before": [round(x, 2) for x in load], "rows": rows, **summary(rows)}
     if args.json:
         print(json.dumps(result))
         return 0
@@ -197,7 +215,7 @@ def main() -> int:
         print(f"| {r['mode']:<26} | {r['processes']:>5} | {r['pdfs']:>4} | {r['pages']:>5} | {r['seconds']:>7.2f} "
               f"| {r['pdfs_per_s']:>6.2f} | {r['pages_per_s']:>7.2f} | {r.get('shard_process_cpu_s', ''):>19} "
               f"| {r.get('emulator_cpu_s', ''):>14} |")
-    print("shard / converter alone (1 process): {ratio}; 1 -> 2 processes: {scaling_1_to_2}".format(**result))
+    print("shard with 1 converter / converter alone: {ratio}; shard on 2 cores / on 1 core: {scaling_1_to_2}".format(**result))
     return 0
 
 
