@@ -189,3 +189,50 @@ def test_a_wide_table_over_both_columns_stays_one_table(make_pdf: MakePdf, score
     cells = [(x, 640 - 16 * r, text, "F1", 9) for r, row in enumerate(rows) for x, text in zip((40, 200, 360, 520), row)]
     md = text_md(make_pdf(_two_columns(cells, [])))
     assert_cell(scorer, md, "3.1", top_heading="Mass", left_heading="East", left="11", right="4")
+
+
+def statistical_abstract(group_rules: bool) -> Page:
+    """A statistical table: stub labels run into dot leaders (spaced dots, the label's full stop among
+    them), figures in columns, rules above and below the headings and, optionally, vertical rules between
+    column groups only (each drawn cell then holds a whole column of figures)."""
+    texts: list[tuple] = [(72, 740, "Table 12. Arrests by Sex: 2009", "F2", 12)]
+    columns = [240, 300, 380, 440]
+    headings = ["All ages", "Under 18", "Male", "Female"]
+    texts += [(80, 700, "Offense charged", "F1", 10)] + [right(x, 700, h) for x, h in zip(columns, headings)]
+    rows = [("Total", ("11,062.6", "1,540.0", "8,263.3", "1,071.6")), ("Violent crime.", ("467.9", "69.1", "380.2", "56.5")),
+            ("Robbery.", ("102.1", "25.5", "90.0", "22.9")), ("Burglary.", ("240.9", "60.3", "205.0", "53.4")),
+            ("Arson", ("9.8", "4.3", "8.1", "(X)")), ("Fraud.", ("173.7", "5.1", "98.4", "-"))]
+    y = 694
+    for label, figures in rows:
+        y -= 14
+        texts.append((80, y, label, "F1", 10))
+        dot = 80 + width(label) + (5 - width(".") if label.endswith(".") else 2.5)  # the full stop in step
+        while dot < 200:
+            texts.append((dot, y, ".", "F1", 10))
+            dot += 5
+        texts += [right(x, y, v) for x, v in zip(columns, figures)]
+    texts.append((72, y - 40, "Source: a survey of arrests reported by the agencies of every state."))
+    lines = [(72, 714, 470, 714), (72, 694, 470, 694), (72, y - 5, 470, y - 5)]
+    if group_rules:
+        lines += [(200, 714, 200, y - 5), (330, 714, 330, y - 5)]
+    return Page(texts=texts, lines=lines)
+
+
+@pytest.mark.parametrize("group_rules", [False, True], ids=["rules-across", "rules-between-groups"])
+def test_dot_leaders_are_the_gap_between_a_label_and_its_figures(make_pdf: MakePdf, scorer: ModuleType,
+                                                                  group_rules: bool) -> None:
+    md = text_md(make_pdf(statistical_abstract(group_rules)))
+    assert_cell(scorer, md, "25.5", left_heading="Robbery", top_heading="Under 18", up="69.1", right="90.0")
+    assert_cell(scorer, md, "Burglary", right="240.9", up="Robbery", down="Arson")
+    assert_cell(scorer, md, "(X)", left="8.1", top_heading="Female")
+    assert ". ." not in md
+
+
+def test_a_contents_page_keeps_its_leaders_as_text(make_pdf: MakePdf) -> None:
+    texts: list[tuple] = [(72, 740, "Contents", "F2", 14)]
+    for i, (entry, page) in enumerate([("Preface", "xi"), ("1 Security fundamentals", "1"), ("2 Roles", "7")]):
+        y = 710 - 16 * i
+        texts.append((72, y, entry + " " + ". " * ((380 - int(width(entry))) // 6)))
+        texts.append(right(500, y, page))
+    md = text_md(make_pdf(Page(texts=texts)))
+    assert "Preface . . ." in md and "1 Security fundamentals . . ." in md

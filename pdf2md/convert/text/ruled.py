@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pdf2md.convert.text.layout import build_rows
-from pdf2md.convert.text.spans import Rect, Span
+from pdf2md.convert.text.spans import FIGURE, Rect, Span
 from pdf2md.convert.text.tables import Table, with_header
 
 SNAP = 2.0
@@ -19,6 +19,8 @@ MAX_RULE_PAIRS = 40_000
 MIN_FILLED_CELLS = 3
 MAX_MEAN_CELL_CHARS = 200
 """Boxes whose cells hold this much text on average are framed prose (columns in a border), not a table."""
+COARSE_ROWS = 4
+"""Lines of figures side by side in this many rows of one drawn cell row: the rules only frame column groups."""
 
 
 @dataclass(slots=True)
@@ -116,11 +118,15 @@ def _table(grid: _Grid, spans: list[Span]) -> Table | None:
     n_rows, n_cols = len(grid.ys) - 1, len(grid.xs) - 1
     anchor = _anchors(grid, n_rows, n_cols)
     texts: dict[tuple[int, int], list[Span]] = {}
+    by_row: dict[int, list[tuple[int, Span]]] = {}
     for span in spans:
         cx, cy = (span.x0 + span.x1) / 2, (span.y0 + span.y1) / 2
         r = next(i for i in range(n_rows) if cy >= grid.ys[i + 1])
         c = next(i for i in range(n_cols) if cx <= grid.xs[i + 1])
         texts.setdefault(anchor[r][c], []).append(span)
+        by_row.setdefault(r, []).append((c, span))
+    if any(_coarse(placed) for placed in by_row.values()):
+        return None
     filled = {key: _cell_text(group) for key, group in texts.items()}
     if len(filled) < MIN_FILLED_CELLS or len({c for _, c in filled}) < 2 or len({r for r, _ in filled}) < 2:
         return None
@@ -129,6 +135,20 @@ def _table(grid: _Grid, spans: list[Span]) -> Table | None:
     cells, spans_out, depth = with_header(*_rows(grid, anchor, filled, n_rows, n_cols))
     return Table(cells=cells, spans=spans_out, lines=[], x0=grid.xs[0], y0=grid.ys[-1], x1=grid.xs[-1], y1=grid.ys[0],
                  header_rows=depth)
+
+
+def _coarse(placed: list[tuple[int, Span]]) -> bool:
+    """Whether one drawn row holds a table of its own: COARSE_ROWS lines or more that run across three
+    of its cells or more, mostly figures (a statistical table ruled between column groups only, where
+    each drawn cell holds a whole column of figures). Read as drawn, every figure of a column would
+    fall into one cell; the lines' alignment tells the real rows."""
+    column = {id(span): c for c, span in placed}
+    aligned = 0
+    for row in build_rows([span for _, span in placed]):
+        spans = [span for line in row.lines for span in line.spans]
+        figures = sum(bool(FIGURE.fullmatch(span.text)) for span in spans)
+        aligned += len({column[id(span)] for span in spans}) >= 3 and 2 * figures > len(spans)
+    return aligned >= COARSE_ROWS
 
 
 def _anchors(grid: _Grid, n_rows: int, n_cols: int) -> list[list[tuple[int, int]]]:

@@ -27,6 +27,13 @@ MIN_RULE_LENGTH = 4.0
 _CASE_JOIN = re.compile(r"[a-z][A-Z]")
 SPACE_GAP = 0.1
 """A gap this many character heights wider than usual between two letters is a word space (layout uses it too)."""
+LEADER_DOTS = 2
+"""Dots in a row (". . . ." or "....") that lead the eye along a table row to its figures (the label's own
+full stop counts when it stands in step with them)."""
+FIGURE = re.compile(r"[-+(]?[$€£]?\d[\d.,]*%?\)?|[-–—xX]|\(X\)|\(NA\)|NA|\(Z\)|\(D\)|\(S\)")
+"""A table entry that is a figure, or one of the signs statistical tables put where a figure is missing."""
+_LEADER = re.compile(r"[.\u2026\u00b7\u2024\u2025]+")
+_TRAILING_DOTS = re.compile(r"[.\u2026\u00b7\u2024\u2025]+$")
 LONG_RUN = 16
 """Runs this long are measured letter by letter: words run together where a line set its spaces as gaps."""
 _RTL = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
@@ -175,7 +182,74 @@ def _spans(textpage: raw.FPDF_TEXTPAGE, text: str) -> list[Span]:
             generated = bool(raw.FPDFText_IsGenerated(textpage, first - 1))
             pieces[0].spaced, pieces[0].generated = not generated, generated
         spans.extend(pieces)
-    return spans
+    return without_leaders(spans)
+
+
+def without_leaders(spans: list[Span]) -> list[Span]:
+    """Spans with the dot leaders of table rows taken out ("Total . . . . . 11,062.6  1,540.0  9,522.6").
+
+    A leader is only a way of drawing a gap: read as text, each dot became a word or a table column of its
+    own, and the row's label ran into its figures. Removing it leaves the gap that tables are read from.
+    A leader is LEADER_DOTS dots or more, the label's own trailing dots included ("Burglary. . . ."), with
+    two figures or more after it on its line: prose does not put figures after an ellipsis, and a
+    contents line ("Preface ...... xi") keeps its leader (one entry follows it; read as text the dots do
+    no harm). The label loses its trailing dots with the leader (its full stop among them)."""
+    kept: list[Span] = []
+    i = 0
+    while i < len(spans):
+        j = i
+        while j < len(spans) and _LEADER.fullmatch(spans[j].text) and _same_line(spans[j], spans[i]):
+            j += 1
+        if j == i:  # a word
+            kept.append(spans[i])
+            i += 1
+            continue
+        label = kept[-1] if kept and _same_line(kept[-1], spans[i]) else None
+        trailing = _TRAILING_DOTS.search(label.text) if label is not None else None
+        own = _dot_count(trailing.group()) if trailing and trailing.start() > 0 else 0
+        if own + sum(_dot_count(span.text) for span in spans[i:j]) >= LEADER_DOTS and _figures_follow(spans, j):
+            if label is not None and trailing is not None and own:
+                kept[-1] = _cut(label, trailing.start())
+        else:
+            kept.extend(spans[i:j])
+        i = j
+    return _unspaced_leaders(kept)
+
+
+def _unspaced_leaders(spans: list[Span]) -> list[Span]:
+    """A leader set without spaces stays in its label's span ("Total.........."): cut it there."""
+    out: list[Span] = []
+    for k, span in enumerate(spans):
+        trailing = _TRAILING_DOTS.search(span.text)
+        if trailing and trailing.start() > 0 and _dot_count(trailing.group()) >= 3 and _figures_follow(spans, k + 1):
+            span = _cut(span, trailing.start())
+        out.append(span)
+    return out
+
+
+def _figures_follow(spans: list[Span], j: int) -> bool:
+    """Whether spans[j] and the span after it are figures further along the line of spans[j - 1]."""
+    return (0 < j and j + 1 < len(spans) and _follows_on_line(spans[j], spans[j - 1])
+            and _follows_on_line(spans[j + 1], spans[j]) and all(FIGURE.fullmatch(spans[k].text) for k in (j, j + 1)))
+
+
+def _dot_count(text: str) -> int:
+    return sum(2 if ch == "\u2025" else 3 if ch == "\u2026" else 1 for ch in text)
+
+
+def _same_line(span: Span, first: Span) -> bool:
+    return span.orient == first.orient and min(span.y1, first.y1) - max(span.y0, first.y0) > 0.5 * min(span.height, first.height)
+
+
+def _follows_on_line(span: Span, before: Span) -> bool:
+    return _same_line(span, before) and span.x0 >= before.x1 - 0.5 * before.height
+
+
+def _cut(span: Span, end: int) -> Span:
+    """`span` up to character `end`, its box shortened in proportion (its characters were not measured)."""
+    width = (span.x1 - span.x0) * end / len(span.text)
+    return Span(span.text[:end], span.x0, span.y0, span.x0 + width, span.y1, span.size, span.bold, span.mono,
+                span.invisible, span.orient, span.spaced, span.font, span.generated)
 
 
 def _split_at_spaces(textpage: raw.FPDF_TEXTPAGE, word: str, start: int, rect: raw.FS_RECTF,
