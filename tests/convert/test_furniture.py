@@ -120,3 +120,22 @@ def test_small_author_line_on_a_cover_page_is_kept(make_pdf: MakePdf) -> None:
                        *[(250, 500 - 30 * i, word, "F1", 24) for i, word in enumerate(("THE", "LONG", "ROAD", "HOME"))]])
     md = text_md(make_pdf(page))
     assert "JANE Q. AUTHOR" in md and "HOME" in md
+
+
+def test_folio_and_running_foot_in_display_type_and_the_line_under_them_are_dropped(make_pdf: MakePdf) -> None:
+    # a statistical compendium's foot: page number and section title set large right under the last
+    # note, the publication's name small beneath them (no space sets them apart, only their type)
+    last = 740 - 8 * 70 - 3 * 14
+    page = Page(texts=[*paragraphs(740, 9), (72, last - 16, "206 Law Enforcement, Courts, and Prisons", "F1", 14),
+                       (300, last - 26, "U.S. Census Bureau, Statistical Abstract of the United States: 2012", "F1", 9)])
+    md = text_md(make_pdf(page))
+    assert "Law Enforcement" not in md and "Census Bureau" not in md
+    assert md.count("explained what had to change before the next meeting") == 9
+
+
+def test_a_numbered_heading_in_body_type_near_the_foot_is_kept(make_pdf: MakePdf) -> None:
+    last = 740 - 8 * 70 - 3 * 14
+    page = Page(texts=[*paragraphs(740, 9), (72, last - 30, "12 Apples and Oranges", "F1", 11),
+                       *body(last - 50, PARAGRAPH[:2])])
+    md = text_md(make_pdf(page))
+    assert "12 Apples and Oranges" in md

@@ -40,6 +40,9 @@ PROSE_CHARS = 25
 PAGE_NUMBER = re.compile(
     r"^(page\s*|p\.\s*)?[-–—]?\s*(\d{1,4}|[ivxlc]{1,6})\s*[-–—]?(\s*(of|/)\s*\d{1,4})?$", re.IGNORECASE)
 """'12', '- 12 -', 'iv', 'Page 3 of 10', '1/2'."""
+FOLIO_AND_FOOT = re.compile(r"^\d{1,4}\s+[A-Z][^.!?]*$|^[A-Z][^.!?]*\s\d{1,4}$")
+"""A page number and a running foot set as one line ('206  Law Enforcement, Courts, and Prisons'): at the
+foot of a page only (at its top the same shape is a numbered heading, '2 Methods')."""
 _MONTH = (r"(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|oct(ober)?"
           r"|nov(ember)?|dec(ember)?|janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre"
           r"|novembre|décembre|januar|februar|märz|juni|juli|oktober|dezember)")
@@ -125,14 +128,19 @@ def split_furniture(rows: list[Row], frame: Rect) -> tuple[list[Row], list[Row]]
 def _peel(rows: list[Row], body: BodyFacts, frame: Rect, from_top: bool) -> int:
     """How many rows from this end of the page (rows listed from that end) are furniture."""
     page_height = frame[3] - frame[1]
-    kinds: list[Kind] = []
-    for index, row in enumerate(rows[:min(MAX_ROWS, len(rows) - 2)]):
+    candidates = rows[:max(0, min(MAX_ROWS, len(rows) - 2))]
+    found: list[Kind | None] = []
+    for index, row in enumerate(candidates):
         middle = (row.y0 + row.y1) / 2
         depth = frame[3] - middle if from_top else middle - frame[1]
-        kind = row_kind(row, body) if depth <= BAND * page_height else None
+        kind = row_kind(row, body, at_foot=not from_top) if depth <= BAND * page_height else None
         if kind is not None and _numbered(row) and (_folio_column(row, rows[index + 1:], body)
                                                      or (index and len(row.lines) == 1)):
             kind = None  # a table of contents, a numeric table, or axis labels; a lone folio is outermost
+        found.append(kind)
+    _beyond_folio(candidates, found, body, at_foot=not from_top)
+    kinds: list[Kind] = []
+    for kind in found:
         if kind is None or (kind is Kind.LONE and kinds):
             break
         kinds.append(kind)
@@ -143,7 +151,29 @@ def _peel(rows: list[Row], body: BodyFacts, frame: Rect, from_top: bool) -> int:
         gap = outer.y0 - inner.y1 if from_top else inner.y0 - outer.y1
         if gap >= body.gap + (LONE_GAP if Kind.LONE in kinds[:k] else MIN_GAP) * body.height:
             return k
+        if not from_top and _display_folio(outer, body) and gap >= body.gap - 0.25 * body.height:
+            return k  # set off by its type, not by space
     return 0
+
+
+def _beyond_folio(rows: list[Row], kinds: list[Kind | None], body: BodyFacts, at_foot: bool) -> None:
+    """Short rows further out than a folio row are furniture too (the publisher's line under the page
+    number); `kinds` is updated in place."""
+    folio = next((i for i in range(len(rows) - 1, 0, -1) if kinds[i] is Kind.MARKED and _folio_row(rows[i], at_foot)), None)
+    for i in range(folio or 0):
+        if kinds[i] is None and all(_short(line.text) and not _kept(line, body) for line in rows[i].lines):
+            kinds[i] = Kind.MARKED
+
+
+def _display_folio(row: Row, body: BodyFacts) -> bool:
+    """A page number joined to its running foot, set larger or smaller than the body: its type sets it off."""
+    line = row.lines[0]
+    return (len(row.lines) == 1 and bool(FOLIO_AND_FOOT.match(line.text))
+            and not SMALL * body.size < line.size < LARGE * body.size)
+
+
+def _folio_row(row: Row, at_foot: bool) -> bool:
+    return _numbered(row) or (at_foot and any(FOLIO_AND_FOOT.match(line.text) for line in (row.lines[0], row.lines[-1])))
 
 
 def _numbered(row: Row) -> bool:
@@ -163,9 +193,15 @@ def _folio_column(row: Row, others: list[Row], body: BodyFacts) -> bool:
     return aligned >= 2
 
 
-def row_kind(row: Row, body: BodyFacts) -> Kind | None:
-    """Whether a margin row looks like furniture, and why; None for a row that may be body text."""
+def row_kind(row: Row, body: BodyFacts, at_foot: bool = False) -> Kind | None:
+    """Whether a margin row looks like furniture, and why; None for a row that may be body text.
+
+    `at_foot`: the row is at the foot of the page, where a page number joined to a running foot in display
+    type is furniture (a heading does not end a page)."""
     lines = row.lines
+    foot = at_foot and len(lines) == 1 and bool(FOLIO_AND_FOOT.match(lines[0].text)) and _short(lines[0].text)
+    if foot and not (_CAPTION.match(lines[0].text) or _footnote(lines[0])):
+        return Kind.MARKED
     if any(_kept(line, body) for line in lines):
         return None
     numbers = [line for line in lines if PAGE_NUMBER.match(line.text)]
