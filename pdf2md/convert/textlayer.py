@@ -17,7 +17,7 @@ import pypdfium2 as pdfium
 
 from pdf2md.convert.text.banded import find_banded_tables
 from pdf2md.convert.text.furniture import PAGE_NUMBER, BodyFacts, in_side_margin, split_furniture
-from pdf2md.convert.text.layout import Box, Line, Row, build_rows, is_rtl, reading_order
+from pdf2md.convert.text.layout import Box, Line, Row, build_rows, is_rtl, joined_side_by_side, reading_order
 from pdf2md.convert.text.markdown import DocStyle, render_page
 from pdf2md.convert.text.ruled import find_ruled_tables
 from pdf2md.convert.text.spans import PageSpans, Span, read_page
@@ -132,7 +132,7 @@ def ordered_items(rows: list[Row], ruled: Sequence[Table] = ()) -> list[Line | T
         tables = [table.mirrored() for table in tables]
     boxes = [Box(t.x0, t.y0, t.x1, t.y1, t) for t in tables]
     boxes += [Box(ln.x0, ln.y0, ln.x1, ln.y1, ln) for ln in lines]
-    return [box.item for box in reading_order(boxes, unit, rtl)]  # type: ignore[misc]
+    return joined_side_by_side([box.item for box in reading_order(boxes, unit, rtl)])  # type: ignore[misc]
 
 
 def _margin_rows(rows: list[Row]) -> tuple[list[Row], list[Row]]:

@@ -165,3 +165,24 @@ def test_words_set_apart_without_space_characters_keep_their_spaces(make_pdf: Ma
     md = text_md(make_pdf(Page(texts=[tight, tracked, close])))
     assert "Chief Operating Officer and the firm" in md
     assert md.count("Chief Operating Officer") == 2 and "ChiefOperating" in md
+
+
+def test_section_numbers_in_a_column_of_their_own_stay_with_their_titles(make_pdf: MakePdf) -> None:
+    # a contents page: numbers set at a tab stop in bold, titles led to their page numbers in regular type
+    entries = [("1", "OVERVIEW", "6", 0), ("2", "LRS", "6", 0), ("2.1", "LRS model", "7", 12), ("3", "MODEL", "8", 0),
+               ("3.1", "LRS model", "9", 12), ("3.1.1", "Logical view", "9", 24)]
+    texts: list[tuple] = [(250, 740, "TABLE OF CONTENTS", "F2", 12)]
+    for i, (number, title, page, indent) in enumerate(entries):
+        y = 700 - 16 * i
+        leader = "." * int((400 - indent - 6 * len(title)) / 2.78)
+        texts += [(72 + indent, y + 0.4, number, "F2", 10), (110 + indent, y, f"{title} {leader}{page}", "F1", 10)]
+    md = text_md(make_pdf(Page(texts=texts)))
+    order = [md.find(f"{number} {title} ...") for number, title, _, _ in entries]
+    assert -1 not in order and order == sorted(order), md
+
+
+def test_a_label_and_its_value_on_one_line_read_as_one_line(make_pdf: MakePdf) -> None:
+    texts = [(72, 700, prose(14)), (72, 686, prose(14, 3)), (72, 650, "Reference number:"), (300, 650, "AB-2024-0117"),
+             (72, 620, prose(14, 5)), (72, 606, prose(9, 2))]
+    md = text_md(make_pdf(Page(texts=texts)))
+    assert "Reference number: AB-2024-0117" in md

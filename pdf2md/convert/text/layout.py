@@ -8,8 +8,11 @@ import statistics
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pdf2md.convert.text.spans import SPACE_GAP, Span
+
+T = TypeVar("T")
 
 ROW_OVERLAP = 0.5
 """Two spans share a row when their boxes overlap vertically by this share of the smaller height."""
@@ -213,7 +216,45 @@ def reading_order(boxes: list[Box], unit: float, rtl: bool = False) -> list[Box]
     sections = _sections(_split_bands(boxes), unit)
     if len(sections) > 1:
         return [b for section in sections for b in reading_order(section, unit, rtl)]
-    return sorted(boxes, key=lambda b: (-b.y1, -b.x1 if rtl else b.x0))
+    return _by_lines(boxes, rtl)
+
+
+def joined_side_by_side(items: Sequence[T]) -> list[T | Line]:
+    """Fragments of one line that are read one after the other become one line ("1" and "OVERVIEW.....6",
+    "Name:" and its value): a row that is no table reads as a line of text, its gaps as spaces. (Columns
+    of a page are read one after the other, so their lines never meet here side by side.)"""
+    out: list[T | Line] = []
+    for item in items:
+        prev = out[-1] if out else None
+        if isinstance(item, Line) and isinstance(prev, Line) and item.x0 > prev.x1 and _one_line(prev, item):
+            out[-1] = make_line([*prev.spans, *item.spans])
+        else:
+            out.append(item)
+    return out
+
+
+def _one_line(a: Box | Line, b: Box | Line) -> bool:
+    """Whether two boxes sit on one line of text: their bottoms level (to a quarter of the taller one's
+    height) and each one's middle within the other. Display type stacked tightly overlaps more than that
+    and is still two lines."""
+    taller = max(a.y1 - a.y0, b.y1 - b.y0)
+    return (abs(a.y0 - b.y0) <= 0.25 * taller and a.y0 < (b.y0 + b.y1) / 2 < a.y1
+            and b.y0 < (a.y0 + a.y1) / 2 < b.y1)
+
+
+def _by_lines(boxes: list[Box], rtl: bool) -> list[Box]:
+    """Top to bottom, and along each line in reading direction: boxes side by side on one line (a section
+    number and its title, a label and its value) have different heights, so their tops alone do not
+    order them."""
+    ordered = sorted(boxes, key=lambda b: -b.y1)
+    lines: list[list[Box]] = []
+    for box in ordered:
+        first = lines[-1][0] if lines else None
+        if first is not None and _box_height(first) and _box_height(box) and _one_line(first, box):
+            lines[-1].append(box)
+        else:
+            lines.append([box])
+    return [box for line in lines for box in sorted(line, key=lambda b: -b.x1 if rtl else b.x0)]
 
 
 def _sections(bands: list[list[Box]], unit: float) -> list[list[Box]]:
