@@ -236,3 +236,38 @@ def test_a_contents_page_keeps_its_leaders_as_text(make_pdf: MakePdf) -> None:
         texts.append(right(500, y, page))
     md = text_md(make_pdf(Page(texts=texts)))
     assert "Preface . . ." in md and "1 Security fundamentals . . ." in md
+
+
+def grouped_census_table() -> Page:
+    """Three columns under each of two group headings, the columns set close (their two-line headings run
+    into the next column's: "Under 18 18 years"), every rule drawn cell by cell, and the rule under the
+    group headings running on from one group to the next."""
+    texts: list[tuple] = [(72, 740, "Table 3. Arrests by Sex and Age", "F2", 12)]
+    columns = [200, 248, 296, 344, 392, 440]
+    texts += [centred(248 - 22, 712, "Total"), centred(392 - 22, 712, "Male")]
+    for x in (columns[0], columns[3]):
+        texts += [right(x, 696, "All"), right(x + 48, 696, "Under 18"), right(x + 96, 696, "18 years"),
+                  right(x + 48, 686, "years"), right(x + 96, 686, "and over")]
+    texts.append((80, 686, "Offense charged", "F1", 10))
+    rows = [("Total", ("1,062", "154.0", "952.6", "826.3", "107.1", "719.1")),
+            ("Robbery", ("102.1", "25.5", "76.6", "90.0", "22.9", "67.1")),
+            ("Arson", ("9.8", "4.3", "5.5", "8.1", "3.7", "4.4")),
+            ("Fraud", ("173.7", "5.1", "168.5", "98.4", "3.3", "95.0"))]
+    y = 686
+    for label, figures in rows:
+        y -= 14
+        texts.append((80, y, label, "F1", 10))
+        texts += [right(x, y, v) for x, v in zip(columns, figures)]
+    edges = [72, 160, 204, 252, 300, 348, 396, 444]
+    segments = list(zip(edges, edges[1:]))
+    lines = [(a, 724, b, 724) for a, b in segments] + [(a, 708, b, 708) for a, b in segments[1:]]
+    lines += [(a, 682, b, 682) for a, b in segments] + [(a, y - 5, b, y - 5) for a, b in segments]
+    return Page(texts=texts, lines=lines)
+
+
+def test_group_headings_over_a_shared_rule_and_close_column_headings(make_pdf: MakePdf, scorer: ModuleType) -> None:
+    md = text_md(make_pdf(grouped_census_table()))
+    assert_cell(scorer, md, "22.9", top_heading="Male", left_heading="Robbery", left="90.0", right="67.1")
+    assert_cell(scorer, md, "22.9", top_heading="Under 18 years")
+    assert_cell(scorer, md, "76.6", top_heading="Total", up="952.6")
+    assert_cell(scorer, md, "76.6", top_heading="18 years and over")

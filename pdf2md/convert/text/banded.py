@@ -32,8 +32,8 @@ FULL_WIDTH = 0.8
 
 def find_banded_tables(spans: list[Span], rules: list[Rect]) -> tuple[list[Table], list[Span]]:
     """Tables between horizontal rules of equal extent, and the spans that are not in any of them."""
-    horizontal = sorted(((x0, (y0 + y1) / 2, x1) for x0, y0, x1, y1 in rules
-                         if x1 - x0 >= max(MIN_RULE_WIDTH, 4 * (y1 - y0))), key=lambda r: -r[1])
+    joined = _joined([(x0, (y0 + y1) / 2, x1) for x0, y0, x1, y1 in rules if x1 - x0 >= 4 * (y1 - y0)])
+    horizontal = sorted((rule for rule in joined if rule[2] - rule[0] >= MIN_RULE_WIDTH), key=lambda r: -r[1])
     if len(horizontal) < 2 or len(horizontal) > MAX_RULES or not spans:
         return [], spans
     groups: list[list[tuple[float, float, float]]] = []
@@ -49,15 +49,18 @@ def find_banded_tables(spans: list[Span], rules: list[Rect]) -> tuple[list[Table
     for group in groups:
         if len(group) < 2:
             continue
-        for table, taken in _group_tables(group, rest):
+        for table, taken in _group_tables(group, rest, joined):
             tables.append(table)
             rest = [s for s in rest if id(s) not in taken]
     return tables, rest
 
 
-def _group_tables(group: list[tuple[float, float, float]], spans: list[Span]) -> list[tuple[Table, set[int]]]:
+def _group_tables(group: list[tuple[float, float, float]], spans: list[Span],
+                  horizontal: list[tuple[float, float, float]]) -> list[tuple[Table, set[int]]]:
     """Runs of consecutive bands under the group's rules whose text lines up as a table."""
     x0, x1 = group[0][0], group[0][2]
+    partial = [rule for rule in horizontal if x0 - SAME_EXTENT <= rule[0] and rule[2] <= x1 + SAME_EXTENT
+               and rule[2] - rule[0] < x1 - x0 - 2 * SAME_EXTENT]
     bands: list[list[Row] | None] = []  # None: a band that cannot be part of a table
     for top, bottom in zip(group, group[1:]):
         inside = [s for s in spans if x0 - 1 < (s.x0 + s.x1) / 2 < x1 + 1 and bottom[1] < (s.y0 + s.y1) / 2 < top[1]]
@@ -70,14 +73,14 @@ def _group_tables(group: list[tuple[float, float, float]], spans: list[Span]) ->
         if band is not None:
             run.append(band)
             continue
-        table = _table(run, x0, x1) if run else None
+        table = _table(run, x0, x1, partial) if run else None
         if table is not None:
             out.append((table, {id(s) for rows in run for row in rows for line in row.lines for s in line.spans}))
         run = []
     return out
 
 
-def _table(bands: list[list[Row]], x0: float, x1: float) -> Table | None:
+def _table(bands: list[list[Row]], x0: float, x1: float, partial: list[tuple[float, float, float]]) -> Table | None:
     # A header rule is what tells a table from text that merely sits between two rules.
     if len(bands) < 2 or all(len(row.lines) < 2 for row in bands[0]):
         return None
@@ -91,9 +94,32 @@ def _table(bands: list[list[Row]], x0: float, x1: float) -> Table | None:
         return None
     header_rows = bands[0]
     body = rows[len(header_rows):]
-    placed = [*(_place(row, slots) for row in header_rows), *_place_rows(body, slots)]
+    placed = [*(_place(row, slots, _underlines(row, partial)) for row in header_rows), *_place_rows(body, slots)]
     if len(placed) < 2 or sum(sum(bool(c) for c in row) >= 2 for row, _ in placed) < MIN_FILLED_ROWS * len(placed):
         return None
     cells, spans, depth = with_header([c for c, _ in placed], [s for _, s in placed], known=len(header_rows))
     return Table(cells=cells, spans=spans, lines=[], x0=x0, y0=min(row.y0 for row in rows), x1=x1,
                  y1=max(row.y1 for row in rows), header_rows=depth)
+
+
+def _underlines(row: Row, partial: list[tuple[float, float, float]]) -> list[tuple[float, float]]:
+    """The extents of the short rules right under a heading row (booktabs' \\cmidrule): each heading above
+    one groups the columns the rule spans."""
+    below = [rule for rule in partial if row.y0 - 1.5 * _height(row) <= rule[1] <= row.y0 + 0.5 * _height(row)]
+    return [(rx0, rx1) for rx0, _, rx1 in below]
+
+
+def _height(row: Row) -> float:
+    return max(line.height for line in row.lines)
+
+
+def _joined(rules: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+    """Collinear rules that touch as one (a rule drawn cell by cell under a group of columns)."""
+    out: list[list[float]] = []
+    for x0, y, x1 in sorted(rules, key=lambda r: (round(r[1]), r[0])):
+        last = out[-1] if out else None
+        if last is not None and abs(last[1] - y) <= 1.0 and x0 <= last[2] + SAME_EXTENT:
+            last[2] = max(last[2], x1)
+        else:
+            out.append([x0, y, x1])
+    return [(a, b, c) for a, b, c in out]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pdf2md.convert.text.layout import Line, Row, make_line
@@ -337,19 +338,57 @@ def _place_rows(run: list[Row], slots: list[tuple[float, float]]) -> list[tuple[
     return placed
 
 
+def _grouped(line: Line, lines: list[Line], under: tuple[float, float], slots: list[tuple[float, float]]) -> list[int]:
+    """The columns a heading over the rule `under` groups: those under the rule nearer to it than to any
+    other heading over the same rule (one rule drawn under several groups' headings is shared out)."""
+    heads = [(ln.x0 + ln.x1) / 2 for ln in lines if under[0] <= (ln.x0 + ln.x1) / 2 <= under[1]]
+    middle = (line.x0 + line.x1) / 2
+    return [i for i, (a, b) in enumerate(slots) if a >= under[0] - 1 and b <= under[1] + 1
+            and min(heads, key=lambda h: abs(h - (a + b) / 2)) == middle]
+
+
+def _at_slot_gaps(line: Line, slots: list[tuple[float, float]], groups: Sequence[tuple[float, float]]) -> list[Line]:
+    """A fragment over several columns split where its words part over the gaps between them, when each
+    part then sits flush with its own column ("Under 18 18 years" over two columns of figures set close):
+    headings of close columns run together as one fragment. A heading centred over columns stays whole."""
+    middle = (line.x0 + line.x1) / 2
+    if len(line.spans) < 2 or any(a <= middle <= b for a, b in groups):
+        return [line]
+    spans = line.spans
+    cuts = sorted({max(at, key=lambda k: spans[k].x0 - spans[k - 1].x1)  # the widest word gap over each column gap
+                   for (_, a1), (b0, _) in zip(slots, slots[1:])
+                   if (at := [k for k in range(1, len(spans)) if a1 <= (spans[k - 1].x1 + spans[k].x0) / 2 <= b0])})
+    if not cuts:
+        return [line]
+    pieces = [make_line(line.spans[i:k]) for i, k in zip([0, *cuts], [*cuts, len(line.spans)])]
+    return pieces if all(_flush(piece, slots) for piece in pieces) else [line]
+
+
+def _flush(piece: Line, slots: list[tuple[float, float]]) -> bool:
+    """Whether a piece lies in one column and starts or ends where the column does."""
+    inside = [(a, b) for a, b in slots if min(b, piece.x1) - max(a, piece.x0) > 0]
+    return len(inside) == 1 and (abs(piece.x1 - inside[0][1]) <= 0.5 * piece.height or abs(piece.x0 - inside[0][0]) <= 0.5 * piece.height)
+
+
 def _continues_label(label: str, text: str) -> bool:
     return bool(label) and (text[:1].islower() or label.endswith(("-", ",")))
 
 
-def _place(row: Row, slots: list[tuple[float, float]]) -> tuple[list[str], list[int]]:
-    """A row's cells over the slots: empty slots become empty cells, a wide fragment spans slots, and one
-    centred over the gap between two columns (a heading grouping them) spans both."""
+def _place(row: Row, slots: list[tuple[float, float]],
+           groups: Sequence[tuple[float, float]] = ()) -> tuple[list[str], list[int]]:
+    """A row's cells over the slots: empty slots become empty cells, a wide fragment spans slots, one
+    centred over the gap between two columns (a heading grouping them) spans both, and one over a rule in
+    `groups` (the extent of a rule drawn under it) spans the columns the rule spans."""
     cells: list[str] = []
     spans: list[int] = []
     index = 0
-    for line in row.lines:
+    lines = [piece for whole in row.lines for piece in _at_slot_gaps(whole, slots, groups)]
+    for line in lines:
         covered = [i for i, (a, b) in enumerate(slots) if min(b, line.x1) - max(a, line.x0) > 0]
         middle = (line.x0 + line.x1) / 2
+        under = next(((a, b) for a, b in groups if a <= middle <= b), None)
+        if under is not None:
+            covered = sorted({*covered, *_grouped(line, lines, under, slots)})
         gap = next((i for i in range(len(slots) - 1) if slots[i][1] < middle < slots[i + 1][0]), None)
         if gap is not None and len(row.lines) < len(slots):
             covered = sorted({*covered, gap, gap + 1})
