@@ -108,7 +108,7 @@ def test_a_pdf_sent_ahead_converts_as_if_asked_for_alone(tmp_path: Path) -> None
 def test_a_child_killed_for_its_pdf_loses_the_one_sent_ahead_and_the_next_call_sends_it_again(tmp_path: Path) -> None:
     slow, good = _stand_in(tmp_path, "slow-1"), _stand_in(tmp_path, "crazyones.pdf")
     options = ConvertOptions(backend="text")
-    with IsolatedConverter(options, timeout_s=2, memory_mb=1024, convert=misbehaving_convert) as converter:
+    with IsolatedConverter(options, timeout_s=4, memory_mb=1024, convert=misbehaving_convert) as converter:
         with pytest.raises(ConversionError) as err:
             converter.convert(slow, upcoming=good)
         assert err.value.error_class == "timeout"
