@@ -8,6 +8,7 @@ rules' whole width is prose (a boxed note, a page between header and footer rule
 from __future__ import annotations
 
 from pdf2md.convert.text.layout import Row, build_rows
+from pdf2md.convert.text.ruled import Rule, joined_rules
 from pdf2md.convert.text.spans import Rect, Span
 from pdf2md.convert.text.tables import (
     MIN_FILLED_ROWS,
@@ -32,7 +33,8 @@ FULL_WIDTH = 0.8
 
 def find_banded_tables(spans: list[Span], rules: list[Rect]) -> tuple[list[Table], list[Span]]:
     """Tables between horizontal rules of equal extent, and the spans that are not in any of them."""
-    joined = _joined([(x0, (y0 + y1) / 2, x1) for x0, y0, x1, y1 in rules if x1 - x0 >= 4 * (y1 - y0)])
+    thin = [Rule((y0 + y1) / 2, x0, x1) for x0, y0, x1, y1 in rules if x1 - x0 >= 4 * (y1 - y0)]
+    joined = [(rule.lo, rule.at, rule.hi) for rule in joined_rules(thin)]
     horizontal = sorted((rule for rule in joined if rule[2] - rule[0] >= MIN_RULE_WIDTH), key=lambda r: -r[1])
     if len(horizontal) < 2 or len(horizontal) > MAX_RULES or not spans:
         return [], spans
@@ -112,14 +114,3 @@ def _underlines(row: Row, partial: list[tuple[float, float, float]]) -> list[tup
 def _height(row: Row) -> float:
     return max(line.height for line in row.lines)
 
-
-def _joined(rules: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
-    """Collinear rules that touch as one (a rule drawn cell by cell under a group of columns)."""
-    out: list[list[float]] = []
-    for x0, y, x1 in sorted(rules, key=lambda r: (round(r[1]), r[0])):
-        last = out[-1] if out else None
-        if last is not None and abs(last[1] - y) <= 1.0 and x0 <= last[2] + SAME_EXTENT:
-            last[2] = max(last[2], x1)
-        else:
-            out.append([x0, y, x1])
-    return [(a, b, c) for a, b, c in out]

@@ -24,7 +24,7 @@ COARSE_ROWS = 4
 
 
 @dataclass(slots=True)
-class _Rule:
+class Rule:
     at: float  # y of a horizontal rule, x of a vertical one
     lo: float
     hi: float
@@ -34,14 +34,14 @@ class _Rule:
 class _Grid:
     xs: list[float]  # column edges, left to right
     ys: list[float]  # row edges, top to bottom
-    horizontal: list[_Rule]
-    vertical: list[_Rule]
+    horizontal: list[Rule]
+    vertical: list[Rule]
 
 
 def find_ruled_tables(spans: list[Span], rules: list[Rect]) -> tuple[list[Table], list[Span]]:
     """Tables whose cells are drawn, and the spans that are not in any of them."""
-    horizontal = _joined([_Rule((y0 + y1) / 2, x0, x1) for x0, y0, x1, y1 in rules if x1 - x0 >= y1 - y0])
-    vertical = _joined([_Rule((x0 + x1) / 2, y0, y1) for x0, y0, x1, y1 in rules if x1 - x0 < y1 - y0])
+    horizontal = joined_rules([Rule((y0 + y1) / 2, x0, x1) for x0, y0, x1, y1 in rules if x1 - x0 >= y1 - y0])
+    vertical = joined_rules([Rule((x0 + x1) / 2, y0, y1) for x0, y0, x1, y1 in rules if x1 - x0 < y1 - y0])
     if len(horizontal) < 2 or len(vertical) < 2 or len(horizontal) * len(vertical) > MAX_RULE_PAIRS:
         return [], spans
     tables: list[Table] = []
@@ -56,19 +56,20 @@ def find_ruled_tables(spans: list[Span], rules: list[Rect]) -> tuple[list[Table]
     return tables, rest
 
 
-def _joined(rules: list[_Rule]) -> list[_Rule]:
-    """Collinear rules that touch as one: borders are often drawn cell by cell."""
-    out: list[_Rule] = []
+def joined_rules(rules: list[Rule]) -> list[Rule]:
+    """Collinear rules that touch as one: borders (and rules under column groups) are often drawn cell by
+    cell. banded.py joins its horizontal rules with it too."""
+    out: list[Rule] = []
     for rule in sorted(rules, key=lambda r: (round(r.at / SNAP), r.lo)):
         last = out[-1] if out else None
         if last and abs(rule.at - last.at) <= SNAP and rule.lo <= last.hi + SNAP:
             last.hi = max(last.hi, rule.hi)
         else:
-            out.append(_Rule(rule.at, rule.lo, rule.hi))
+            out.append(Rule(rule.at, rule.lo, rule.hi))
     return out
 
 
-def _grids(horizontal: list[_Rule], vertical: list[_Rule]) -> list[_Grid]:
+def _grids(horizontal: list[Rule], vertical: list[Rule]) -> list[_Grid]:
     """Connected sets of touching rules with at least two row and two column edges each."""
     parent = list(range(len(horizontal) + len(vertical)))
 
@@ -82,7 +83,7 @@ def _grids(horizontal: list[_Rule], vertical: list[_Rule]) -> list[_Grid]:
         for j, v in enumerate(vertical):
             if h.lo - SNAP <= v.at <= h.hi + SNAP and v.lo - SNAP <= h.at <= v.hi + SNAP:
                 parent[root(i)] = root(len(horizontal) + j)
-    groups: dict[int, tuple[list[_Rule], list[_Rule]]] = {}
+    groups: dict[int, tuple[list[Rule], list[Rule]]] = {}
     for i, h in enumerate(horizontal):
         groups.setdefault(root(i), ([], []))[0].append(h)
     for j, v in enumerate(vertical):
@@ -167,7 +168,7 @@ def _anchors(grid: _Grid, n_rows: int, n_cols: int) -> list[list[tuple[int, int]
     return anchor
 
 
-def _crossed(rules: list[_Rule], mid: float) -> bool:
+def _crossed(rules: list[Rule], mid: float) -> bool:
     """Whether one of the rules on a grid line spans the point `mid` along it: a border between two cells."""
     return any(rule.lo - SNAP <= mid <= rule.hi + SNAP for rule in rules)
 
