@@ -36,9 +36,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ from pdf2md.convert.document import open_pdf
 from pdf2md.convert.dolphin.render import PDFIUM_LOCK
 from pdf2md.convert.dolphin.scheduler import PAGES_PER_ROUND, DocumentResult
 from pdf2md.convert.pipeline import assemble
-from pdf2md.isolation import IsolatedConverter, rss_bytes, start_or_log
+from pdf2md.isolation import IsolatedConverter, in_parallel, rss_bytes, start_or_log
 
 log = logging.getLogger(__name__)
 
@@ -487,10 +487,7 @@ class FeederPool:
     def start(self, cancel: Callable[[], bool] = lambda: False) -> None:
         """Load the model in the feeder and start the planners now, in parallel (see ConverterPool.start)."""
         starts = [self.feeder.start, *(planner.start for planner in self.planners)]
-        with ThreadPoolExecutor(len(starts), thread_name_prefix="pdf2md-start") as starter:
-            list(starter.map(lambda start: start_or_log(start, cancel), starts))
+        in_parallel([partial(start_or_log, start, cancel) for start in starts], "start")
 
     def close(self) -> None:
-        closers: list[Callable[[], None]] = [self.feeder.close, *(p.close for p in self.planners)]
-        with ThreadPoolExecutor(len(closers), thread_name_prefix="pdf2md-close") as pool:
-            list(pool.map(lambda close: close(), closers))
+        in_parallel([self.feeder.close, *(p.close for p in self.planners)], "close")

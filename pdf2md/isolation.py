@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -217,12 +218,17 @@ class ConverterPool:
     def start(self, cancel: Callable[[], bool] = lambda: False) -> None:
         """Start every child now, in parallel (else each starts with its first PDF); one that fails is
         logged, and its first PDF tries again."""
-        with ThreadPoolExecutor(len(self.converters), thread_name_prefix="pdf2md-start") as starter:
-            list(starter.map(lambda converter: start_or_log(converter.start, cancel), self.converters))
+        in_parallel([partial(start_or_log, converter.start, cancel) for converter in self.converters], "start")
 
     def close(self) -> None:
-        with ThreadPoolExecutor(len(self.converters), thread_name_prefix="pdf2md-close") as closer:
-            list(closer.map(IsolatedConverter.close, self.converters))
+        in_parallel([converter.close for converter in self.converters], "close")
+
+
+def in_parallel(calls: Sequence[Callable[[], object]], name: str) -> None:
+    """Run each call on a thread of its own and wait for them all: a pool's children start or stop
+    together, so the pool waits for the slowest only."""
+    with ThreadPoolExecutor(len(calls), thread_name_prefix=f"pdf2md-{name}") as pool:
+        list(pool.map(lambda call: call(), calls))
 
 
 def start_or_log(start: Callable[[Callable[[], bool]], None], cancel: Callable[[], bool]) -> None:

@@ -111,7 +111,7 @@ class Bounds:
     """Threads fetching PDFs (0: 16 per converter plus 16, MAX_IO_THREADS at most). A small PDF converts in
     5-10 ms: at 100 ms per S3 request a converter needs 10-20 downloads in flight never to wait."""
     uploaders: int = 0
-    """Threads writing Markdown (0: as many as the downloaders)."""
+    """Threads writing Markdown (0: as many as the downloaders' default)."""
     flush_s: float = 15.0
     """After a stop, how long finished Markdown keeps being written (the stop window is 30 s in all)."""
     abandon_s: float = 3.0
@@ -205,8 +205,9 @@ class ShardPipeline(Generic[T]):
         self.stop = stop
         self.bounds = bounds
         n = len(converters)
-        self.downloaders = bounds.downloaders or min(MAX_IO_THREADS, 16 * (n + 1))
-        self.uploaders = bounds.uploaders or min(MAX_IO_THREADS, 16 * (n + 1))
+        io_threads = min(MAX_IO_THREADS, 16 * (n + 1))
+        self.downloaders = bounds.downloaders or io_threads
+        self.uploaders = bounds.uploaders or io_threads
         self.disk = Budget(bounds.disk_bytes, bounds.queued_pdfs or self.downloaders + 2 * n)
         self.outbox = Budget(bounds.upload_bytes)
         self._ready: queue.Queue[_Fetched[T] | None] = queue.Queue()

@@ -144,6 +144,7 @@ def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None
     out: its manifest and its first progress record, each a round trip to S3."""
     s3 = s3 or s3io.client(Config(max_pool_connections=S3_CONNECTIONS))
     stop = stop or StopFlag()
+    layout = RunLayout(S3Uri.parse(settings.run_uri))
     try:
         passwords = _passwords(s3, settings.passwords_uri)
         feeder_mb = feeder_memory_mb(os.environ, settings.pdf_memory_mb)
@@ -156,7 +157,7 @@ def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None
     faulted = threading.Event()
     with _pool(settings, options, model, feeder_mb) as pool, ThreadPoolExecutor(1, thread_name_prefix="pdf2md-start") as starter:
         starting = starter.submit(pool.start, lambda: stop() or faulted.is_set())
-        shard = _open_shard(s3, settings)
+        shard = _open_shard(s3, settings, layout)
         if shard is None:
             faulted.set()
             return EXIT_SHARD_FAULT
@@ -174,7 +175,7 @@ def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None
             ShardPipeline(state.entries, io, pool.converters, Path(tmp), stop).run()
     final = ShardState.INTERRUPTED if stop() else ShardState.DONE
     try:
-        _write_records(s3, RunLayout(S3Uri.parse(settings.run_uri)), state)
+        _write_records(s3, layout, state)
         reporter.write(final)
     except (ClientError, BotoCoreError) as exc:
         log.error("cannot write shard %d's records: %s", settings.array_index, exc)
@@ -194,7 +195,7 @@ def _pool(settings: JobSettings, options: ConvertOptions, model: str, feeder_mb:
     return ConverterPool(options, settings.pdf_timeout_s, settings.pdf_memory_mb, processes)
 
 
-def _open_shard(s3: S3Client, settings: JobSettings) -> tuple[ShardWork, _ProgressWriter, bool] | None:
+def _open_shard(s3: S3Client, settings: JobSettings, layout: RunLayout) -> tuple[ShardWork, _ProgressWriter, bool] | None:
     """Read this child's entries and publish it as running; None (logged) when S3 refuses either.
 
     Returns the shard's work record, its progress writer, and whether each output must be checked before
@@ -205,7 +206,7 @@ def _open_shard(s3: S3Client, settings: JobSettings) -> tuple[ShardWork, _Progre
         log.error("cannot start shard %d: %s", settings.array_index, exc)
         return None
     state = ShardWork(settings, entries)
-    reporter = _ProgressWriter(s3, RunLayout(S3Uri.parse(settings.run_uri)), state)
+    reporter = _ProgressWriter(s3, layout, state)
     try:
         earlier = reporter.write(ShardState.RUNNING)
     except (ClientError, BotoCoreError) as exc:
