@@ -4,7 +4,6 @@ records that come out of it (every PDF once: converted with its output, or faile
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
 from typing import Any
@@ -61,17 +60,15 @@ def test_a_stop_mid_pipeline_keeps_finished_outputs_and_records_the_rest_interru
     keys, settings = _shard(s3, bucket, n_good=24)
     stop = worker.StopFlag()
 
-    def stop_after_first_output() -> None:
-        deadline = time.monotonic() + 120
-        while not _outputs(s3, bucket) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        stop.set()
+    def stop_at_first_output(params: dict[str, Any], **_: Any) -> None:
+        # the stop arrives as the first Markdown is written, whatever the shard's pace (a watcher polling
+        # the bucket could see it only once a fast shard had finished every PDF)
+        if params["Key"].endswith(".md"):
+            stop.set()
 
-    watcher = threading.Thread(target=stop_after_first_output, daemon=True)
-    watcher.start()
+    s3.meta.events.register("before-parameter-build.s3.PutObject", stop_at_first_output)
     started = time.monotonic()
     assert worker.run(settings, s3=s3, stop=stop) == worker.EXIT_INTERRUPTED
-    watcher.join()
     assert time.monotonic() - started < 120
     results, failures = _settled(s3, bucket)
     converted = [r.source_uri.removeprefix(f"s3://{bucket}/") for r in results]
