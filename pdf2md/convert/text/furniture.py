@@ -167,9 +167,12 @@ def _beyond_folio(rows: list[Row], kinds: list[Kind | None], body: BodyFacts, at
 
 def _display_folio(row: Row, body: BodyFacts) -> bool:
     """A page number joined to its running foot, set larger or smaller than the body: its type sets it off."""
-    line = row.lines[0]
-    return (len(row.lines) == 1 and bool(FOLIO_AND_FOOT.match(line.text))
-            and not SMALL * body.size < line.size < LARGE * body.size)
+    return _folio_and_foot(row) and not SMALL * body.size < row.lines[0].size < LARGE * body.size
+
+
+def _folio_and_foot(row: Row) -> bool:
+    """The row is one line: a page number and its running foot (FOLIO_AND_FOOT)."""
+    return len(row.lines) == 1 and bool(FOLIO_AND_FOOT.match(row.lines[0].text))
 
 
 def _folio_row(row: Row, at_foot: bool) -> bool:
@@ -199,8 +202,7 @@ def row_kind(row: Row, body: BodyFacts, at_foot: bool = False) -> Kind | None:
     `at_foot`: the row is at the foot of the page, where a page number joined to a running foot in display
     type is furniture (a heading does not end a page)."""
     lines = row.lines
-    foot = at_foot and len(lines) == 1 and bool(FOLIO_AND_FOOT.match(lines[0].text)) and _short(lines[0].text)
-    if foot and not (_CAPTION.match(lines[0].text) or _footnote(lines[0])):
+    if at_foot and _folio_and_foot(row) and _short(lines[0].text) and not (_CAPTION.match(lines[0].text) or _footnote(lines[0])):
         return Kind.MARKED
     if any(_kept(line, body) for line in lines):
         return None

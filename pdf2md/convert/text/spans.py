@@ -29,11 +29,13 @@ SPACE_GAP = 0.1
 """A gap this many character heights wider than usual between two letters is a word space (layout uses it too)."""
 LEADER_DOTS = 2
 """Dots in a row (". . . ." or "....") that lead the eye along a table row to its figures (the label's own
-full stop counts when it stands in step with them)."""
+trailing dots count)."""
 FIGURE = re.compile(r"[-+(]?[$€£]?\d[\d.,]*%?\)?|[-–—xX]|\(X\)|\(NA\)|NA|\(Z\)|\(D\)|\(S\)")
 """A table entry that is a figure, or one of the signs statistical tables put where a figure is missing."""
-_LEADER = re.compile(r"[.\u2026\u00b7\u2024\u2025]+")
-_TRAILING_DOTS = re.compile(r"[.\u2026\u00b7\u2024\u2025]+$")
+_DOTS = r"[.\u2026\u00b7\u2024\u2025]+"
+"""Full stops, ellipses, middle dots and leader dots."""
+_LEADER = re.compile(_DOTS)
+_TRAILING_DOTS = re.compile(_DOTS + "$")
 LONG_RUN = 16
 """Runs this long are measured letter by letter: words run together where a line set its spaces as gaps."""
 _RTL = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
