@@ -276,6 +276,14 @@ data "aws_iam_policy_document" "airflow" {
     }
   }
 
+  # reduce HEADs the Markdown of a child that never reported (OOM, Spot reclaim) to tell done from lost:
+  # a HEAD is authorised as s3:GetObject, and without it S3 answers 403 and the whole reduce fails.
+  statement {
+    sid       = "ReadOutputs"
+    actions   = ["s3:GetObject"]
+    resources = [local.output_objects]
+  }
+
   statement {
     sid       = "ReadWriteRunArtefacts"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"]
@@ -310,7 +318,7 @@ data "aws_iam_policy_document" "airflow" {
 
 resource "aws_iam_policy" "airflow" {
   name        = "${var.name_prefix}-airflow"
-  description = "pdf2md DAGs: run the Batch queue/definition, read spot prices, read input, read/write runs, list outputs, consume S3 events"
+  description = "pdf2md DAGs: run the Batch queue/definition, read spot prices, read input, read/write runs, list and read outputs, consume S3 events"
   policy      = data.aws_iam_policy_document.airflow.json
 }
 
