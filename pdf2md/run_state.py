@@ -9,6 +9,7 @@ status command and the report read these records where only boto3 is installed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
@@ -93,6 +94,7 @@ class RunConfig:
             problems.append("output_uri must not be inside input_uri or contain it")
         if "input_uri" in uris and "runs_uri" in uris and _overlaps(uris["input_uri"], uris["runs_uri"]):
             problems.append("runs_uri must not be inside input_uri or contain it")
+        problems.extend(_number_problems(cls, values))
         if values.get("backend") not in BACKENDS:
             problems.append(f"backend must be one of {', '.join(BACKENDS)}")
         if problems:
@@ -105,6 +107,24 @@ class RunConfig:
     @property
     def layout(self) -> RunLayout:
         return RunLayout.for_run(self.runs_uri, self.run_id)
+
+
+def _number_problems(cls: type[RunConfig], values: dict[str, Any]) -> list[str]:
+    """Whole numbers must be ints and decimals finite, by the fields' own types. The schema cannot refuse
+    3.0 for an integer (JSON Schema counts it as one): a child would read PDF2MD_PDF_TIMEOUT_S=600.0 and
+    exit, Batch would refuse the array size after the manifest is written. NaN or Infinity as a budget,
+    price or pace would make every budget comparison false. Decimals are stored as floats."""
+    problems = []
+    for f in fields(cls):
+        value = values.get(f.name)
+        if f.type == "int" and type(value) is not int:
+            problems.append(f"{f.name} must be a whole number, got {value!r}")
+        elif f.type == "float":
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                problems.append(f"{f.name} must be a finite number, got {value!r}")
+            else:
+                values[f.name] = float(value)
+    return problems
 
 
 def _overlaps(a: S3Uri, b: S3Uri) -> bool:

@@ -6,6 +6,7 @@ What the form sends is validated further into a RunConfig (pdf2md.run_state) by 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from airflow.sdk import Param
 
@@ -32,6 +33,11 @@ from pdf2md.contracts import (
     MIN_ARRAY_SIZE,
 )
 
+MAX_BUDGET_USD = 1_000_000.0
+MAX_SECONDS_PER_PAGE = 3600.0
+MAX_PRICE_PER_HOUR = 1000.0
+"""Ceilings far above any real run (the dearest GPU instance costs about 100 USD an hour): they exist
+so that Infinity is refused at trigger time."""
 MAX_RERUN_ROUNDS = 3
 """Rounds are tasks in the graph, so their number has a ceiling; the Param picks up to it."""
 S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$"
@@ -39,6 +45,17 @@ S3_RULE = "Format: s3://bucket/prefix/ (bucket: 3-63 lowercase letters, digits, 
 """Said next to each URI field: the trigger form shows descriptions, not the schema's pattern."""
 DAILY_WHEN_SET = (ENV_INPUT_URI, ENV_OUTPUT_URI)
 """The daily catch-up runs only on prefixes the deployment named, never on the example defaults."""
+
+
+NOT_NAN: dict[str, Any] = {"not": {"minimum": 1, "maximum": 0}}
+"""JSON Schema cannot say "finite": every comparison with NaN is false, so of all numbers NaN alone meets
+both bounds of this empty range, and `not` refuses it. A finite maximum refuses Infinity (minimums -Infinity)."""
+
+
+def _number_param(default: float, title: str, description: str, maximum: float, **bounds: float) -> Param:
+    """A finite decimal field: NaN or Infinity would pass plain bounds and switch every budget check off."""
+    schema: dict[str, Any] = {"maximum": maximum, **bounds, **NOT_NAN}
+    return Param(default, type="number", title=title, description=description, **schema)
 
 
 def _s3_param(default: str | None, title: str, description: str, optional: bool = False) -> Param:
@@ -75,22 +92,23 @@ def run_params() -> dict[str, Param]:
                            title="Job queue", description="AWS Batch job queue (terraform output job_queue)."),
         "job_definition": Param(os.environ.get(ENV_JOB_DEFINITION, DEFAULT_JOB_DEFINITION), type="string", minLength=1,
                                 title="Job definition", description="AWS Batch job definition (terraform output job_definition)."),
-        "budget_usd": Param(50.0, type="number", minimum=0, title="Budget (USD)",
-                            description="The run halts (jobs terminated, run failed) when its estimate or its spend passes this."),
+        "budget_usd": _number_param(50.0, "Budget (USD)", "The run halts (jobs terminated, run failed) when its estimate "
+                                    "or its spend passes this.", maximum=MAX_BUDGET_USD, minimum=0),
         "max_rerun_rounds": Param(2, type="integer", minimum=0, maximum=MAX_RERUN_ROUNDS, title="Rerun rounds",
                                   description="How many times retryable failures (interrupted, S3 errors) are rerun, each as its own array job."),
         "retry_failed": Param(False, type="boolean", title="Retry known failures",
                               description="Also retry PDFs that failed for good in earlier runs (e.g. after adding a password)."),
         "dry_run": Param(False, type="boolean", title="Dry run",
                          description="Plan and estimate only: write the manifest and the report, submit nothing."),
-        "seconds_per_page": Param(1.0, type="number", exclusiveMinimum=0, title="Seconds per page",
-                                  description="Expected instance seconds per page, for the pre-flight estimate."),
+        "seconds_per_page": _number_param(1.0, "Seconds per page", "Expected instance seconds per page, for the pre-flight "
+                                          "estimate.", maximum=MAX_SECONDS_PER_PAGE, exclusiveMinimum=0),
         "pages_in_parallel": Param(1, type="integer", minimum=1, maximum=64, title="Pages in parallel",
                                    description="Pages one instance converts at once (the estimate divides by it)."),
         "bytes_per_page": Param(100_000, type="integer", minimum=1000, title="Bytes per page",
                                 description="Page count estimate from PDF sizes (pages are unknown before a PDF is opened)."),
-        "price_per_hour_usd": Param(DEFAULT_PRICE_PER_HOUR, type="number", exclusiveMinimum=0, title="Fallback price (USD/h)",
-                                    description="Instance price used when the Spot price history is missing or implausible."),
+        "price_per_hour_usd": _number_param(DEFAULT_PRICE_PER_HOUR, "Fallback price (USD/h)", "Instance price used when the "
+                                            "Spot price history is missing or implausible.", maximum=MAX_PRICE_PER_HOUR,
+                                            exclusiveMinimum=0),
         "instance_type": Param(DEFAULT_INSTANCE_TYPE, type="string", title="Instance type",
                                description="Instance type whose Spot price is looked up."),
         "pdf_timeout_s": Param(DEFAULT_PDF_TIMEOUT_S, type="integer", minimum=1, title="Timeout per PDF (s)",
