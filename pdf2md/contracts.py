@@ -730,9 +730,27 @@ def is_sharded_manifest(manifest_uri: str) -> bool:
     return manifest_uri.endswith("/")
 
 
+RUN_ID_DIGEST_CHARS = 8
+"""Hex digits of the original id that a sanitised run id ends with when sanitising changed it."""
+
+
+def sanitised_name(text: str, unsafe: str, limit: int) -> str:
+    """`text` with each run of `unsafe` characters as '-', at most `limit` characters.
+
+    When that changes the text, '-' + a short digest of the original follows: 'nightly:1', 'nightly+1'
+    and 'nightly 1' would otherwise share one name (one artefact folder, one set of Batch jobs), and so
+    would two long ids that differ only past the limit. A name that was already safe is kept as it is.
+    """
+    clean = re.sub(unsafe, "-", text).strip("-")
+    if clean == text and 0 < len(clean) <= limit:
+        return clean
+    tag = _digest(text)[:RUN_ID_DIGEST_CHARS]
+    return f"{clean[: limit - len(tag) - 1].rstrip('-') or 'run'}-{tag}"
+
+
 def safe_run_id(run_id: str) -> str:
-    """Airflow run ids hold ':' and '+': keep a name that is safe in keys and job names."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", run_id).strip("-")[:128] or "run"
+    """Airflow run ids hold ':' and '+': a name safe in keys (the run's artefact folder), distinct per id."""
+    return sanitised_name(run_id, r"[^A-Za-z0-9_.-]+", 128)
 
 
 # --- JSON Lines -------------------------------------------------------------------------------

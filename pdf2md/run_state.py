@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
-from pdf2md.contracts import BACKENDS, DEFAULT_RUNS_PREFIX, JobSettings, Plan, RunLayout, S3Uri, safe_run_id
+from pdf2md.contracts import BACKENDS, DEFAULT_RUNS_PREFIX, JobSettings, Plan, RunLayout, S3Uri, sanitised_name
 
 OPTIONAL_URIS = ("runs_uri", "passwords_uri", "inventory_uri")
 """Settings that may be empty: "" means "not set" once a RunConfig is built."""
@@ -28,8 +28,10 @@ def runs_uri_for(output_uri: str) -> str:
 
 
 def batch_job_name_prefix(run_id: str) -> str:
-    """The name every array job of this run starts with (Batch allows letters, digits, '-' and '_')."""
-    return f"pdf2md-{safe_run_id(run_id).replace('.', '-')}"[:_JOB_NAME_LIMIT]
+    """The name every array job of this run starts with (Batch allows letters, digits, '-' and '_');
+    distinct per run id, as the status view finds a run's jobs by it."""
+    head = "pdf2md-"
+    return head + sanitised_name(run_id, r"[^A-Za-z0-9_-]+", _JOB_NAME_LIMIT - len(head))
 
 
 def job_name(run_id: str, rnd: int) -> str:

@@ -81,10 +81,10 @@ def test_output_layout_mirrors_the_input_prefix() -> None:
 
 def test_run_layout_keys_and_run_ids_are_safe() -> None:
     layout = RunLayout.for_run("s3://o/pdf2md-runs/", "manual__2026-11-23T10:00:00+00:00")
-    assert layout.run.dir_prefix == "pdf2md-runs/manual__2026-11-23T10-00-00-00-00/"
+    assert layout.run.dir_prefix == "pdf2md-runs/manual__2026-11-23T10-00-00-00-00-4fd567e8/"
     assert layout.manifest_key(1).endswith("/round-001/manifest.jsonl")
     assert layout.failures_key(0, 7, 2).endswith("/round-000/failures/shard-00007.attempt-2.jsonl")
-    assert safe_run_id("::") == "run"
+    assert safe_run_id("::") == "run-71546855"
 
 
 def test_records_round_trip_and_bad_lines_are_named() -> None:

@@ -38,7 +38,7 @@ def test_run_state_round_trips_through_json_as_xcom_stores_it() -> None:
     state = _state()
     assert RunState.from_xcom(json.loads(json.dumps(state.to_xcom()))) == state
     assert state.config.runs_uri == runs_uri_for(PARAMS["output_uri"]) == "s3://out-bucket/pdf2md-runs/"
-    assert str(state.layout.run) == "s3://out-bucket/pdf2md-runs/manual__2026-11-29T10-00-00-00-00"
+    assert str(state.layout.run) == "s3://out-bucket/pdf2md-runs/manual__2026-11-29T10-00-00-00-00-3fa77298"
 
 
 @pytest.mark.parametrize("bad", [None, "text", {"config": {}}, {"plan": {}, "started_at": 1}])
@@ -59,7 +59,7 @@ def test_a_rounds_order_is_what_the_submit_operator_and_the_children_read() -> N
     order = round_order(state, 1, "s3://m/", 4, 0.2, 3.5, "spot price history").to_xcom()
     assert set(order) == {OrderKey.JOB_NAME, OrderKey.ARRAY_PROPERTIES, OrderKey.CONTAINER_OVERRIDES,
                           OrderKey.PRICE_PER_HOUR, OrderKey.PRICE_SOURCE, OrderKey.BUDGET_LEFT_USD}
-    assert order[OrderKey.JOB_NAME] == job_name(state.config.run_id, 1) == "pdf2md-manual__2026-11-29T10-00-00-00-00-r1"
+    assert order[OrderKey.JOB_NAME] == job_name(state.config.run_id, 1) == "pdf2md-manual__2026-11-29T10-00-00-00-00-3fa77298-r1"
     assert order[OrderKey.ARRAY_PROPERTIES] == {"size": 4}
     env = {e["name"]: e["value"] for e in order[OrderKey.CONTAINER_OVERRIDES]["environment"]}
     settings = JobSettings.from_env(env)
@@ -70,7 +70,7 @@ def test_a_rounds_order_is_what_the_submit_operator_and_the_children_read() -> N
 def test_job_names_stay_within_batchs_limit() -> None:
     run_id = "manual__" + "x" * 300
     assert len(job_name(run_id, 3)) <= 128 and job_name(run_id, 3).startswith(batch_job_name_prefix(run_id))
-    assert job_name("scheduled__2026.1", 0) == "pdf2md-scheduled__2026-1-r0", "no dots in Batch job names"
+    assert job_name("scheduled__2026.1", 0) == "pdf2md-scheduled__2026-1-9eadc496-r0", "no dots in Batch job names"
 
 
 def _failure(key: str, error_class: ErrorKind) -> FailureRecord:

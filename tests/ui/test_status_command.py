@@ -9,7 +9,7 @@ import re
 import pytest
 
 from pdf2md.cli import add_status_parser
-from pdf2md.contracts import ShardProgress
+from pdf2md.contracts import ShardProgress, safe_run_id
 from pdf2md.run_state import batch_job_name_prefix
 from pdf2md.status import cumulative_busy_seconds, throughput_series
 from pdf2md.status_text import bar, format_status
@@ -28,7 +28,7 @@ def _status(*argv: str) -> int:
 def test_status_prints_the_latest_run_as_json_and_as_a_table(finished_run: LiveRun, capsys: pytest.CaptureFixture[str]) -> None:
     assert _status("--runs-uri", finished_run.runs_uri, "--json") == 0
     facts = json.loads(capsys.readouterr().out)
-    assert facts["run_id"] == finished_run.run_id.replace(":", "-").replace("+", "-")
+    assert facts["run_id"] == safe_run_id(finished_run.run_id)
     assert facts["state"] == "succeeded" and not facts["live"]
     assert facts["spend"]["budget_usd"] == BUDGET_USD, "from the report once the run is over"
     assert {c["error_class"] for c in facts["failures"]["by_class"]} == set(BROKEN.values())
@@ -97,7 +97,7 @@ def test_airflows_word_makes_a_run_that_wrote_nothing_look_failed() -> None:
     facts = with_airflow_outcome(empty_status("manual__2026-11-29T10:00:00+00:00", None, now=0.0), "failed", tasks)
     assert (facts["state"], facts["live"], facts["message"]) == ("failed", False, "the Airflow run failed in task plan")
     text = format_status(facts)
-    assert text.startswith("pdf2md run manual__2026-11-29T10-00-00-00-00: FAILED")
+    assert text.startswith("pdf2md run manual__2026-11-29T10-00-00-00-00-3fa77298: FAILED")
     assert "  failed task plan: AirflowFailException: bad run configuration" in text
     queued = with_airflow_outcome(empty_status("r", None, now=0.0), "queued", [])
     assert queued["state"] == "pending" and "queued in Airflow" in queued["message"]
