@@ -308,6 +308,7 @@ class ErrorKind(StrEnum):
     RESOURCE_LIMIT = "resource-limit"
     CONVERSION_ERROR = "conversion-error"
     KEY_COLLISION = "key-collision"
+    GONE = "gone"
     INTERRUPTED = "interrupted"
     S3_ERROR = "s3-error"
     BACKEND_UNAVAILABLE = "backend-unavailable"
@@ -518,6 +519,7 @@ ERROR_CLASSES: dict[str, ErrorClass] = {
         ErrorClass(ErrorKind.RESOURCE_LIMIT, False, "conversion ran past the per-PDF memory limit"),
         ErrorClass(ErrorKind.CONVERSION_ERROR, False, "the converter failed on this PDF"),
         ErrorClass(ErrorKind.KEY_COLLISION, False, "another PDF's key maps to the same output (e.g. a.pdf and a.PDF)"),
+        ErrorClass(ErrorKind.GONE, False, "the PDF was deleted between the listing and its conversion"),
         ErrorClass(ErrorKind.INTERRUPTED, True, "the shard was stopped (Spot reclaim) before this PDF finished"),
         ErrorClass(ErrorKind.S3_ERROR, True, "S3 kept failing for this PDF after botocore's retries"),
         ErrorClass(ErrorKind.BACKEND_UNAVAILABLE, True, "the model backend could not start on this host"),

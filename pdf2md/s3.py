@@ -289,6 +289,11 @@ def is_not_found(exc: ClientError) -> bool:
     return _error_code(exc) in ("NoSuchKey", "404", "NotFound", "NoSuchBucket")
 
 
+def is_missing_key(exc: ClientError) -> bool:
+    """The object is not there (its bucket is): a key deleted since it was listed."""
+    return _error_code(exc) in ("NoSuchKey", "404", "NotFound")
+
+
 def _is_conflict(exc: ClientError) -> bool:
     """412 (the condition failed) or 409 (a concurrent conditional write): another writer won."""
     return _error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")

@@ -266,7 +266,11 @@ def _fetch(s3: S3Client, settings: JobSettings, entry: ManifestEntry, recheck: b
         replaces = normalize_etag(current["ETag"]) if current else None
     try:
         s3io.download(s3, entry.bucket, entry.key, dest)
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        if s3io.is_missing_key(exc):
+            raise ItemFailed(ErrorKind.GONE, "the PDF was deleted after the listing") from None
+        raise ItemFailed(ErrorKind.S3_ERROR, f"reading the PDF: {exc}") from None
+    except BotoCoreError as exc:
         raise ItemFailed(ErrorKind.S3_ERROR, f"reading the PDF: {exc}") from None
     return replaces
 
