@@ -310,6 +310,7 @@ class ErrorKind(StrEnum):
     KEY_COLLISION = "key-collision"
     GONE = "gone"
     INTERRUPTED = "interrupted"
+    SOURCE_CHANGED = "source-changed"
     S3_ERROR = "s3-error"
     BACKEND_UNAVAILABLE = "backend-unavailable"
 
@@ -521,6 +522,7 @@ ERROR_CLASSES: dict[str, ErrorClass] = {
         ErrorClass(ErrorKind.KEY_COLLISION, False, "another PDF's key maps to the same output (e.g. a.pdf and a.PDF)"),
         ErrorClass(ErrorKind.GONE, False, "the PDF was deleted between the listing and its conversion"),
         ErrorClass(ErrorKind.INTERRUPTED, True, "the shard was stopped (Spot reclaim) before this PDF finished"),
+        ErrorClass(ErrorKind.SOURCE_CHANGED, True, "the PDF was replaced while it converted: the next round converts the new version"),
         ErrorClass(ErrorKind.S3_ERROR, True, "S3 kept failing for this PDF after botocore's retries"),
         ErrorClass(ErrorKind.BACKEND_UNAVAILABLE, True, "the model backend could not start on this host"),
     )
@@ -641,6 +643,15 @@ def failure_marker_key(output: S3Uri, rel: str) -> str:
 def is_up_to_date(output_mtime: float | None, source_mtime: float) -> bool:
     """An output is current when it was written after the source last changed (make's rule)."""
     return output_mtime is not None and output_mtime >= source_mtime
+
+
+def is_output_current(output_mtime: float | None, output_source_etag: str | None, entry: ManifestEntry) -> bool:
+    """An output is current for `entry` when it was written after the source last changed (make's rule) and,
+    where both ETags are known, made from this very version: a PDF replaced while it converted leaves an
+    output newer than the new version, of the old one."""
+    if not is_up_to_date(output_mtime, entry.mtime):
+        return False
+    return not output_source_etag or not entry.etag or normalize_etag(output_source_etag) == normalize_etag(entry.etag)
 
 
 def is_pdf_key(key: str) -> bool:

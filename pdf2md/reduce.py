@@ -27,7 +27,7 @@ from pdf2md.contracts import (
     RoundSummary,
     RunLayout,
     S3Uri,
-    is_up_to_date,
+    is_output_current,
     load_jsonl,
     output_key,
     shard_manifest_key,
@@ -164,7 +164,7 @@ class _ShardReducer:
             if entry.uri in converted:
                 continue
             head = s3io.head(self.s3, self.output.bucket, output_key(self.output, entry.rel))
-            if head is not None and is_up_to_date(head["LastModified"].timestamp(), entry.mtime):
+            if head is not None and is_output_current(head["LastModified"].timestamp(), head.get("Metadata", {}).get("source-etag"), entry):
                 outcome.skipped += 1
             else:
                 yield lost(entry, self.plan.round, self.run_id)

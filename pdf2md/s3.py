@@ -251,15 +251,22 @@ def get_json(s3: S3Client, bucket: str, key: str, cls: type[R]) -> R | None:
     return cls.from_json(body.decode())
 
 
-def download(s3: S3Client, bucket: str, key: str, path: Path) -> None:
-    """One GET streamed to disk (download_file would HEAD first: a request per PDF for nothing)."""
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+def download(s3: S3Client, bucket: str, key: str, path: Path, *, if_match: str | None = None) -> str:
+    """One GET streamed to disk (download_file would HEAD first: a request per PDF for nothing); the ETag of
+    what was read. With `if_match`, only that version: another one raises a ClientError (is_precondition_failed)."""
+    response = s3.get_object(Bucket=bucket, Key=key, IfMatch=f'"{if_match}"') if if_match else s3.get_object(Bucket=bucket, Key=key)
+    body = response["Body"]
     try:
         with path.open("wb") as fh:
             for chunk in body.iter_chunks(1024 * 1024):
                 fh.write(chunk)
     finally:
         body.close()
+    return normalize_etag(response["ETag"])
+
+
+def delete(s3: S3Client, bucket: str, key: str) -> None:
+    s3.delete_object(Bucket=bucket, Key=key)
 
 
 def put_conditional(
@@ -292,6 +299,11 @@ def is_not_found(exc: ClientError) -> bool:
 def is_missing_key(exc: ClientError) -> bool:
     """The object is not there (its bucket is): a key deleted since it was listed."""
     return _error_code(exc) in ("NoSuchKey", "404", "NotFound")
+
+
+def is_precondition_failed(exc: ClientError) -> bool:
+    """412: the object is not the version an If-Match named (it was replaced)."""
+    return _error_code(exc) in ("PreconditionFailed", "412")
 
 
 def _is_conflict(exc: ClientError) -> bool:

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -41,8 +41,8 @@ from pdf2md.contracts import (
     ShardProgress,
     ShardState,
     failure_marker_key,
+    is_output_current,
     is_sharded_manifest,
-    is_up_to_date,
     load_jsonl,
     normalize_etag,
     output_key,
@@ -82,16 +82,32 @@ class ShardWork:
     failures: list[FailureRecord] = field(default_factory=list)
     skipped: int = 0
     pages: int = 0
+    _fetched: dict[str, str] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     """The shard's pipeline threads record outcomes concurrently."""
 
-    def fail(self, entry: ManifestEntry, error_class: ErrorKind | str, message: str) -> FailureRecord:
+    def record(self, entry: ManifestEntry, error_class: ErrorKind | str, message: str) -> FailureRecord:
         s = self.settings
-        log.warning("%s: %s: %s", entry.key, error_class, message)
-        record = FailureRecord.of(entry, error_class, message, shard=s.array_index, round=s.round, run_id=s.run_id)
+        return FailureRecord.of(entry, error_class, message, shard=s.array_index, round=s.round, run_id=s.run_id)
+
+    def add_failure(self, record: FailureRecord) -> None:
+        log.warning("%s: %s: %s", record.key, record.error_class, record.message)
         with self._lock:
             self.failures.append(record)
+
+    def fail(self, entry: ManifestEntry, error_class: ErrorKind | str, message: str) -> FailureRecord:
+        record = self.record(entry, error_class, message)
+        self.add_failure(record)
         return record
+
+    def fetched(self, entry: ManifestEntry, etag: str) -> None:
+        """The ETag of the version of `entry` this attempt downloaded."""
+        with self._lock:
+            self._fetched[entry.uri] = etag
+
+    def fetched_etag(self, entry: ManifestEntry) -> str | None:
+        with self._lock:
+            return self._fetched.get(entry.uri)
 
     def skip(self) -> None:
         with self._lock:
@@ -163,8 +179,8 @@ def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None
             return EXIT_SHARD_FAULT
         state, reporter, recheck = shard
         io: ShardIO[ManifestEntry] = ShardIO(
-            fetch=lambda entry, dest: _fetch(s3, settings, entry, recheck or entry.attempt > 1, dest),
-            publish=lambda entry, replaces, conversion: _publish(s3, settings, state, entry, replaces, conversion),
+            fetch=lambda entry, dest: _fetch(s3, settings, state, entry, recheck or entry.attempt > 1, dest),
+            publish=lambda entry, fetched, conversion: _publish(s3, settings, state, entry, fetched, conversion),
             fail=lambda entry, error_class, message: _fail(s3, settings, state, entry, error_class, message),
             skip=lambda entry: state.skip(),
             size_of=lambda entry: entry.size,
@@ -251,9 +267,18 @@ def _passwords(s3: S3Client, uri: str | None) -> tuple[str, ...]:
     return tuple(data)
 
 
-def _fetch(s3: S3Client, settings: JobSettings, entry: ManifestEntry, recheck: bool, dest: Path) -> str | None:
-    """GET the PDF to `dest` (a HEAD first when it may be done already); the ETag of the output it
-    replaces (None: a new output), or SKIP when the output is up to date."""
+@dataclass(frozen=True)
+class _Fetched:
+    """What a fetch hands to the publish: the ETag of the output it replaces (None: a new output), and the
+    ETag of the PDF version actually downloaded (what the Markdown is made from)."""
+
+    replaces: str | None
+    source_etag: str
+
+
+def _fetch(s3: S3Client, settings: JobSettings, state: ShardWork, entry: ManifestEntry, recheck: bool, dest: Path) -> Any:
+    """GET the PDF to `dest` (a HEAD first when it may be done already): a _Fetched, or SKIP when the output
+    is up to date."""
     replaces: str | None = entry.replaces or None
     if recheck:
         output = S3Uri.parse(settings.output_uri)
@@ -261,44 +286,83 @@ def _fetch(s3: S3Client, settings: JobSettings, entry: ManifestEntry, recheck: b
             current = s3io.head(s3, output.bucket, output_key(output, entry.rel))
         except (ClientError, BotoCoreError) as exc:
             raise ItemFailed(ErrorKind.S3_ERROR, f"checking the output: {exc}") from None
-        if current and is_up_to_date(current["LastModified"].timestamp(), entry.mtime):
+        if current and is_output_current(current["LastModified"].timestamp(), current.get("Metadata", {}).get("source-etag"), entry):
             return SKIP
         replaces = normalize_etag(current["ETag"]) if current else None
     try:
-        s3io.download(s3, entry.bucket, entry.key, dest)
+        source_etag = _download(s3, entry, dest)
     except ClientError as exc:
         if s3io.is_missing_key(exc):
             raise ItemFailed(ErrorKind.GONE, "the PDF was deleted after the listing") from None
         raise ItemFailed(ErrorKind.S3_ERROR, f"reading the PDF: {exc}") from None
     except BotoCoreError as exc:
         raise ItemFailed(ErrorKind.S3_ERROR, f"reading the PDF: {exc}") from None
-    return replaces
+    state.fetched(entry, source_etag)
+    return _Fetched(replaces, source_etag)
+
+
+def _download(s3: S3Client, entry: ManifestEntry, dest: Path) -> str:
+    """GET the listed version (If-Match its ETag); the ETag of what was read. A PDF replaced since the
+    listing is read as it is now: its Markdown then names the version it was made from."""
+    if entry.etag:
+        try:
+            return s3io.download(s3, entry.bucket, entry.key, dest, if_match=entry.etag)
+        except ClientError as exc:
+            if not s3io.is_precondition_failed(exc):
+                raise
+        log.info("%s: replaced since the listing; converting the current version", entry.key)
+    return s3io.download(s3, entry.bucket, entry.key, dest)
+
+
+def _source_changed(s3: S3Client, entry: ManifestEntry, converted_etag: str) -> bool:
+    """After an output of `entry` is written: whether the PDF was replaced while it converted (one HEAD).
+
+    Checked after the write, so that a replacement after this check is newer than the output, which every
+    later plan then sees as stale. A PDF deleted meanwhile has not changed: its output stays, as any other."""
+    try:
+        now = s3io.head(s3, entry.bucket, entry.key)
+    except (ClientError, BotoCoreError) as exc:
+        log.warning("%s: could not check that the PDF is unchanged: %s", entry.key, exc)
+        return False
+    return now is not None and normalize_etag(now["ETag"]) != converted_etag
+
+
+SOURCE_CHANGED_MESSAGE = "the PDF was replaced while it converted"
 
 
 def _fail(s3: S3Client, settings: JobSettings, state: ShardWork, entry: ManifestEntry, error_class: str, message: str) -> None:
-    """A PDF the pipeline settled as failed; a permanent failure also leaves its marker beside the outputs."""
-    record = state.fail(entry, error_class, message)
-    if not record.retryable:
-        _mark_failed(s3, settings, state, record)
+    """A PDF the pipeline settled as failed; a permanent failure also leaves its marker beside the outputs
+    (unless the PDF was replaced meanwhile: that failure was of a version that is gone, worth another try)."""
+    record = state.record(entry, error_class, message)
+    if record.retryable or _mark_failed(s3, settings, state, entry, record):
+        state.add_failure(record)
+    else:
+        state.fail(entry, ErrorKind.SOURCE_CHANGED, SOURCE_CHANGED_MESSAGE)
 
 
-def _mark_failed(s3: S3Client, settings: JobSettings, state: ShardWork, record: FailureRecord) -> None:
-    """A permanent failure leaves a marker beside the outputs, so later plans skip this version."""
+def _mark_failed(s3: S3Client, settings: JobSettings, state: ShardWork, entry: ManifestEntry, record: FailureRecord) -> bool:
+    """A permanent failure leaves a marker beside the outputs, so later plans skip this version; False (and
+    no marker) when the PDF was replaced since it was read."""
     output = S3Uri.parse(settings.output_uri)
+    key = failure_marker_key(output, record.rel)
     try:
-        s3io.put_json(s3, output.bucket, failure_marker_key(output, record.rel), record)
+        s3io.put_json(s3, output.bucket, key, record)
+        if (etag := state.fetched_etag(entry)) is not None and _source_changed(s3, entry, etag):
+            s3io.delete(s3, output.bucket, key)
+            return False
     except (ClientError, BotoCoreError) as exc:
         log.warning("%s: failure marker not written: %s", record.key, exc)
+    return True
 
 
 def _publish(s3: S3Client, settings: JobSettings, state: ShardWork, entry: ManifestEntry,
-             replaces: str | None, conversion: Conversion) -> None:
+             fetched: _Fetched, conversion: Conversion) -> None:
     """Write the Markdown once: create it, or replace the stale one (ETag `replaces`) only if nobody else did first."""
     output = S3Uri.parse(settings.output_uri)
     key = output_key(output, entry.rel)
     meta = OutputMeta(
         source_uri=entry.uri,
-        source_etag=entry.etag,
+        source_etag=fetched.source_etag,
         output_uri=f"s3://{output.bucket}/{key}",
         converter_version=CONVERTER_VERSION,
         backend=conversion.backend,
@@ -314,13 +378,14 @@ def _publish(s3: S3Client, settings: JobSettings, state: ShardWork, entry: Manif
     write_id = uuid.uuid4().hex
     metadata = {**meta.to_s3_metadata(), WRITE_ID_META: write_id}
     try:
-        won = s3io.put_conditional(s3, output.bucket, key, body, if_match=replaces, metadata=metadata, content_type=MARKDOWN_CONTENT_TYPE)
+        won = s3io.put_conditional(s3, output.bucket, key, body, if_match=fetched.replaces, metadata=metadata,
+                                   content_type=MARKDOWN_CONTENT_TYPE)
         if not won:
             current = s3io.head(s3, output.bucket, key)
             if current and current.get("Metadata", {}).get(WRITE_ID_META) == write_id:
                 log.info("%s: written (a retried PUT whose first response was lost)", entry.key)
                 won = True
-            elif current and normalize_etag(current.get("Metadata", {}).get("source-etag", "")) == normalize_etag(entry.etag):
+            elif current and normalize_etag(current.get("Metadata", {}).get("source-etag", "")) == fetched.source_etag:
                 log.info("%s: another attempt wrote it first", entry.key)
                 state.skip()
                 return
@@ -335,7 +400,20 @@ def _publish(s3: S3Client, settings: JobSettings, state: ShardWork, entry: Manif
     if not won:
         state.skip()
         return
+    if _source_changed(s3, entry, fetched.source_etag):
+        _withdraw(s3, output.bucket, key, entry)
+        state.fail(entry, ErrorKind.SOURCE_CHANGED, SOURCE_CHANGED_MESSAGE)
+        return
     state.add_converted(meta, conversion.pages)
+
+
+def _withdraw(s3: S3Client, bucket: str, key: str, entry: ManifestEntry) -> None:
+    """Delete the Markdown just written of a version that is no longer the PDF: left there, it would be newer
+    than the new version, and every later plan would take it for up to date."""
+    try:
+        s3io.delete(s3, bucket, key)
+    except (ClientError, BotoCoreError) as exc:
+        log.warning("%s: stale Markdown %s not deleted: %s", entry.key, key, exc)
 
 
 def _write_records(s3: S3Client, layout: RunLayout, state: ShardWork) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 from pdf2md import s3 as s3io
 from pdf2md import worker
 from pdf2md.contracts import FailureRecord, JobSettings, OutputMeta, RunLayout, S3Uri, failure_marker_key, is_retryable
-from pdf2md.plan import plan_round
+from pdf2md.plan import plan_round, write_manifest
+from pdf2md.reduce import reduce_round
 from tests.conftest import SAMPLES
 
 IN, OUT = "in/", "out/"
@@ -51,3 +52,82 @@ def test_a_pdf_deleted_after_listing_is_gone_for_good_not_retried(s3: Any, bucke
     # Permanent: a marker beside the outputs, so a later plan skips it (unless a newer PDF comes back).
     marker = failure_marker_key(S3Uri(bucket, OUT), "deleted.pdf")
     assert s3io.head(s3, bucket, marker) is not None
+
+
+def _md(s3: Any, bucket: str, rel_md: str) -> tuple[str, dict[str, str]]:
+    got = s3.get_object(Bucket=bucket, Key=OUT + rel_md)
+    return got["Body"].read().decode(), got["Metadata"]
+
+
+def _etag(s3: Any, bucket: str, key: str) -> str:
+    return str(s3.head_object(Bucket=bucket, Key=key)["ETag"]).strip('"')
+
+
+def test_a_pdf_replaced_after_listing_converts_the_new_version_and_records_its_etag(s3: Any, bucket: str) -> None:
+    _put(s3, bucket, "in/a.pdf", "crazyones.pdf")
+    plan = _plan(s3, bucket, "r1")
+    _put(s3, bucket, "in/a.pdf", "code_and_formula.pdf")
+    client = s3io.client()
+    pinned: list[bool] = []
+
+    def seen(request: Any, **_: Any) -> None:
+        if request.url.endswith("/in/a.pdf"):
+            pinned.append(bool(request.headers.get("If-Match")))
+
+    client.meta.events.register("before-send.s3.GetObject", seen)
+    assert worker.run(_settings(bucket, plan.manifest_uri, "r1"), s3=client) == worker.EXIT_DONE
+
+    body, meta = _md(s3, bucket, "a.md")
+    assert "crazy ones" not in body.lower()
+    assert meta["source-etag"] == _etag(s3, bucket, "in/a.pdf"), "the output names the version it was made from"
+    converted, failed = _records(s3, bucket, "r1")
+    assert failed == [] and [m.source_etag for m in converted] == [meta["source-etag"]]
+    assert pinned == [True, False], "the GET is pinned to the listed ETag; refused (412), the PDF is read as it is now"
+
+
+def test_a_pdf_replaced_while_it_converts_is_converted_again_not_left_stale(s3: Any, bucket: str) -> None:
+    _put(s3, bucket, "in/a.pdf", "crazyones.pdf")
+    plan = _plan(s3, bucket, "r1")
+    client = s3io.client()
+
+    def replace_source(request: Any, **_: Any) -> None:
+        if request.url.endswith(".md"):  # the conversion of the listed version is done, its Markdown goes out
+            _put(s3, bucket, "in/a.pdf", "code_and_formula.pdf")
+
+    client.meta.events.register("before-send.s3.PutObject", replace_source)
+    assert worker.run(_settings(bucket, plan.manifest_uri, "r1"), s3=client) == worker.EXIT_DONE
+
+    _converted, failed = _records(s3, bucket, "r1")
+    assert [(f.key, f.error_class, f.retryable) for f in failed] == [("in/a.pdf", "source-changed", True)]
+    # Nothing stale stays behind that a later plan would take for up to date: the next plan converts it.
+    assert _plan(s3, bucket, "r2").entries == 1
+    # The rerun of the retryable record converts the new version.
+    layout = RunLayout(S3Uri(bucket, "runs/r1/"))
+    again = write_manifest(s3, layout, [f.to_manifest_entry() for f in failed], 2, 1)
+    assert worker.run(_settings(bucket, again.manifest_uri, "r1", rnd=1), s3=s3io.client()) == worker.EXIT_DONE
+    body, meta = _md(s3, bucket, "a.md")
+    assert "crazy ones" not in body.lower() and meta["source-etag"] == _etag(s3, bucket, "in/a.pdf")
+    assert _plan(s3, bucket, "r3").entries == 0
+
+
+def _stale_output_of_another_version(s3: Any, bucket: str) -> Any:
+    """a.pdf as listed, and an a.md written after it but made from another version (the race above, as an
+    earlier worker without the check left it)."""
+    _put(s3, bucket, "in/a.pdf", "crazyones.pdf")
+    plan = _plan(s3, bucket, "r1")
+    s3.put_object(Bucket=bucket, Key=OUT + "a.md", Body=b"old", Metadata={"source-etag": "0123456789abcdef"})
+    return plan
+
+
+def test_a_retried_attempt_reconverts_an_output_made_from_another_version(s3: Any, bucket: str) -> None:
+    plan = _stale_output_of_another_version(s3, bucket)
+    assert worker.run(_settings(bucket, plan.manifest_uri, "r1", attempt=2), s3=s3io.client()) == worker.EXIT_DONE
+    body, meta = _md(s3, bucket, "a.md")
+    assert "crazy ones" in body.lower() and meta["source-etag"] == _etag(s3, bucket, "in/a.pdf")
+
+
+def test_reduce_counts_an_output_of_another_version_as_not_done(s3: Any, bucket: str) -> None:
+    plan = _stale_output_of_another_version(s3, bucket)
+    layout = RunLayout(S3Uri(bucket, "runs/r1/"))
+    summary = reduce_round(s3, layout, 0, f"s3://{bucket}/{OUT}", plan.array_size, rerun=True, run_id="r1")
+    assert (summary.skipped, summary.retryable_by_class) == (0, {"interrupted": 1})
