@@ -11,7 +11,7 @@ import hashlib
 import json
 import posixpath
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
@@ -466,6 +466,10 @@ class RoundSummary(Record):
     rerun_manifest_uri: str = ""
     rerun_array_size: int = 0
     rerun_entries: int = 0
+    record_faults: int = 0
+    """Lines of the shards' result and failure files that could not be read, and records of PDFs outside their
+    shard's manifest: each one is ignored (logged), the shard's other records still count, and its PDFs
+    left unaccounted for are checked like those of a child that never reported."""
 
 
 @dataclass
@@ -756,12 +760,19 @@ def dump_jsonl(records: Iterable[Record]) -> Iterator[bytes]:
         yield (rec.to_json() + "\n").encode()
 
 
-def load_jsonl(cls: type[R], lines: Iterable[str | bytes]) -> Iterator[R]:
+def load_jsonl(cls: type[R], lines: Iterable[str | bytes], on_error: Callable[[str], None] | None = None) -> Iterator[R]:
+    """The records of JSON Lines; a line that is not one raises ValueError naming it, or, with `on_error`,
+    is handed to it (its message) and skipped: the lines around it still count."""
     for n, line in enumerate(lines, 1):
-        text = line.decode() if isinstance(line, bytes) else line
-        if not text.strip():
-            continue
         try:
-            yield cls.from_json(text)
+            text = line.decode() if isinstance(line, bytes) else line
+            if not text.strip():
+                continue
+            record = cls.from_json(text)
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"line {n} is not a valid {cls.__name__}: {exc}") from None
+            message = f"line {n} is not a valid {cls.__name__}: {exc}"
+            if on_error is None:
+                raise ValueError(message) from None
+            on_error(message)
+            continue
+        yield record

@@ -10,7 +10,7 @@ import logging
 import queue
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,11 +153,11 @@ def list_folder(s3: S3Client, bucket: str, prefix: str) -> tuple[list[ObjectInfo
 _DONE = object()
 
 
-def read_jsonl(s3: S3Client, bucket: str, key: str, cls: type[R]) -> Iterator[R]:
-    """Stream records from a JSON Lines object without holding it whole."""
+def read_jsonl(s3: S3Client, bucket: str, key: str, cls: type[R], on_error: Callable[[str], None] | None = None) -> Iterator[R]:
+    """Stream records from a JSON Lines object without holding it whole (`on_error`: see load_jsonl)."""
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     try:
-        yield from load_jsonl(cls, body.iter_lines())
+        yield from load_jsonl(cls, body.iter_lines(), on_error)
     finally:
         body.close()
 
