@@ -510,6 +510,9 @@ class ErrorClass:
     name: ErrorKind
     retryable: bool
     meaning: str
+    marked: bool = True
+    """Whether a permanent failure of this class leaves a marker beside the outputs (failure_marker_key), so
+    that later plans skip this version of the PDF: not for what is no fault of the PDF's own."""
 
 
 ERROR_CLASSES: dict[str, ErrorClass] = {
@@ -523,7 +526,8 @@ ERROR_CLASSES: dict[str, ErrorClass] = {
         ErrorClass(ErrorKind.TIMEOUT, False, "conversion ran past the per-PDF time limit"),
         ErrorClass(ErrorKind.RESOURCE_LIMIT, False, "conversion ran past the per-PDF memory limit"),
         ErrorClass(ErrorKind.CONVERSION_ERROR, False, "the converter failed on this PDF"),
-        ErrorClass(ErrorKind.KEY_COLLISION, False, "another PDF's key maps to the same output (e.g. a.pdf and a.PDF)"),
+        ErrorClass(ErrorKind.KEY_COLLISION, False, "another PDF's key maps to the same output (e.g. a.pdf and a.PDF): "
+                   "the first converted keeps it", marked=False),
         ErrorClass(ErrorKind.GONE, False, "the PDF was deleted between the listing and its conversion"),
         ErrorClass(ErrorKind.INTERRUPTED, True, "the shard was stopped (Spot reclaim) before this PDF finished"),
         ErrorClass(ErrorKind.SOURCE_CHANGED, True, "the PDF was replaced while it converted: the next round converts the new version"),
@@ -536,6 +540,12 @@ ERROR_CLASSES: dict[str, ErrorClass] = {
 
 def is_retryable(error_class: str) -> bool:
     return ERROR_CLASSES[error_class].retryable
+
+
+def leaves_marker(error_class: str) -> bool:
+    """A permanent failure of the PDF itself: its marker makes later plans skip this version."""
+    known = ERROR_CLASSES[error_class]
+    return not known.retryable and known.marked
 
 
 # --- S3 layout --------------------------------------------------------------------------------
@@ -656,6 +666,12 @@ def is_output_current(output_mtime: float | None, output_source_etag: str | None
     if not is_up_to_date(output_mtime, entry.mtime):
         return False
     return not output_source_etag or not entry.etag or normalize_etag(output_source_etag) == normalize_etag(entry.etag)
+
+
+def output_owner(metadata: Mapping[str, str]) -> str:
+    """The s3:// URI of the PDF an output was made from, from its x-amz-meta-* ('' when it names none):
+    the first PDF converted to an output keeps it, another key that maps to it is a key collision."""
+    return OutputMeta.from_s3_metadata(metadata, "").source_uri
 
 
 def is_pdf_key(key: str) -> bool:

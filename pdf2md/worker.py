@@ -43,9 +43,11 @@ from pdf2md.contracts import (
     failure_marker_key,
     is_output_current,
     is_sharded_manifest,
+    leaves_marker,
     load_jsonl,
     normalize_etag,
     output_key,
+    output_owner,
     shard_manifest_key,
     shard_of,
     whole_manifest_key,
@@ -58,6 +60,7 @@ from pdf2md.shard_pipeline import MAX_IO_THREADS, SKIP, ItemFailed, ShardIO, Sha
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +289,8 @@ def _fetch(s3: S3Client, settings: JobSettings, state: ShardWork, entry: Manifes
             current = s3io.head(s3, output.bucket, output_key(output, entry.rel))
         except (ClientError, BotoCoreError) as exc:
             raise ItemFailed(ErrorKind.S3_ERROR, f"checking the output: {exc}") from None
+        if current and (owner := _other_owner(current, entry)):
+            raise ItemFailed(ErrorKind.KEY_COLLISION, _collision_message(owner))
         if current and is_output_current(current["LastModified"].timestamp(), current.get("Metadata", {}).get("source-etag"), entry):
             return SKIP
         replaces = normalize_etag(current["ETag"]) if current else None
@@ -330,11 +335,21 @@ def _source_changed(s3: S3Client, entry: ManifestEntry, converted_etag: str) -> 
 SOURCE_CHANGED_MESSAGE = "the PDF was replaced while it converted"
 
 
+def _other_owner(output: HeadObjectOutputTypeDef, entry: ManifestEntry) -> str:
+    """The PDF that an existing output was made from, when it is another than `entry`'s ('' otherwise)."""
+    owner = output_owner(output.get("Metadata", {}))
+    return owner if owner and owner != entry.uri else ""
+
+
+def _collision_message(owner: str) -> str:
+    return f"its Markdown belongs to {owner}, converted first"
+
+
 def _fail(s3: S3Client, settings: JobSettings, state: ShardWork, entry: ManifestEntry, error_class: str, message: str) -> None:
     """A PDF the pipeline settled as failed; a permanent failure also leaves its marker beside the outputs
     (unless the PDF was replaced meanwhile: that failure was of a version that is gone, worth another try)."""
     record = state.record(entry, error_class, message)
-    if record.retryable or _mark_failed(s3, settings, state, entry, record):
+    if not leaves_marker(record.error_class) or _mark_failed(s3, settings, state, entry, record):
         state.add_failure(record)
     else:
         state.fail(entry, ErrorKind.SOURCE_CHANGED, SOURCE_CHANGED_MESSAGE)
@@ -385,6 +400,9 @@ def _publish(s3: S3Client, settings: JobSettings, state: ShardWork, entry: Manif
             if current and current.get("Metadata", {}).get(WRITE_ID_META) == write_id:
                 log.info("%s: written (a retried PUT whose first response was lost)", entry.key)
                 won = True
+            elif current and (owner := _other_owner(current, entry)):
+                state.fail(entry, ErrorKind.KEY_COLLISION, _collision_message(owner))
+                return
             elif current and normalize_etag(current.get("Metadata", {}).get("source-etag", "")) == fetched.source_etag:
                 log.info("%s: another attempt wrote it first", entry.key)
                 state.skip()

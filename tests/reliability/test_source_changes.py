@@ -131,3 +131,40 @@ def test_reduce_counts_an_output_of_another_version_as_not_done(s3: Any, bucket:
     layout = RunLayout(S3Uri(bucket, "runs/r1/"))
     summary = reduce_round(s3, layout, 0, f"s3://{bucket}/{OUT}", plan.array_size, rerun=True, run_id="r1")
     assert (summary.skipped, summary.retryable_by_class) == (0, {"interrupted": 1})
+
+
+# --- same-named PDFs across runs: the first converted keeps its output --------------------------------
+
+
+def test_a_later_pdf_of_the_same_output_does_not_replace_the_first_ones_markdown(s3: Any, bucket: str) -> None:
+    _put(s3, bucket, "in/a.pdf", "crazyones.pdf")
+    first = _plan(s3, bucket, "r1")
+    assert worker.run(_settings(bucket, first.manifest_uri, "r1"), s3=s3io.client()) == worker.EXIT_DONE
+    _put(s3, bucket, "in/a.PDF", "code_and_formula.pdf")  # sorts first, and is newer than a.md
+
+    later = _plan(s3, bucket, "r2")
+    assert (later.entries, later.skipped, later.collisions) == (0, 1, 1)
+    refused = list(s3io.read_jsonl(s3, bucket, "runs/r2/round-000/failures/planner.jsonl", FailureRecord))
+    assert [(f.key, f.error_class) for f in refused] == [("in/a.PDF", "key-collision")]
+    assert "crazy ones" in _md(s3, bucket, "a.md")[0].lower()
+
+
+def test_an_event_run_of_a_new_key_for_an_existing_output_is_a_collision(s3: Any, bucket: str) -> None:
+    """S3-event runs list no outputs: the worker finds the owner on the object it would overwrite."""
+    from pdf2md.contracts import ManifestEntry
+
+    _put(s3, bucket, "in/a.pdf", "crazyones.pdf")
+    first = _plan(s3, bucket, "r1")
+    assert worker.run(_settings(bucket, first.manifest_uri, "r1"), s3=s3io.client()) == worker.EXIT_DONE
+    _put(s3, bucket, "in/a.PDF", "code_and_formula.pdf")
+    head = s3.head_object(Bucket=bucket, Key="in/a.PDF")
+    entry = ManifestEntry(bucket, "in/a.PDF", "a.PDF", head["ContentLength"], head["ETag"].strip('"'), head["LastModified"].timestamp())
+    layout = RunLayout(S3Uri(bucket, "runs/e1/"))
+    plan = write_manifest(s3, layout, [entry], 2, 0)
+    for attempt in (1, 2):  # a first attempt, and a retried one (which HEADs the output first)
+        assert worker.run(_settings(bucket, plan.manifest_uri, "e1", attempt=attempt), s3=s3io.client()) == worker.EXIT_DONE
+        converted, failed = _records(s3, bucket, "e1", attempt=attempt)
+        assert converted == [] and [(f.key, f.error_class, f.retryable) for f in failed] == [("in/a.PDF", "key-collision", False)]
+    assert "crazy ones" in _md(s3, bucket, "a.md")[0].lower()
+    # No failure marker: it would sit at the owner's marker path and make plans skip a.pdf.
+    assert s3io.head(s3, bucket, failure_marker_key(S3Uri(bucket, OUT), "a.pdf")) is None
