@@ -172,6 +172,24 @@ class JobSettings:
         return env
 
 
+SHARD_ENV_NAMES: tuple[str, ...] = (
+    ENV_MANIFEST_URI, ENV_OUTPUT_URI, ENV_RUN_URI, ENV_RUN_ID, ENV_ARRAY_SIZE, ENV_ARRAY_INDEX, ENV_ROUND, ENV_ATTEMPT,
+)
+"""What a child needs to find its shard and write its records: with these alone it can still record a fault in
+the rest of its environment (JobSettings.from_env of just these)."""
+
+
+def parse_passwords(body: bytes, uri: str) -> tuple[str, ...]:
+    """The passwords object's content: a JSON list of strings (ValueError naming `uri` otherwise)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
+        raise ValueError(f"passwords_uri {uri} must hold a JSON list of strings")
+    return tuple(data)
+
+
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -309,6 +327,7 @@ class ErrorKind(StrEnum):
     CONVERSION_ERROR = "conversion-error"
     KEY_COLLISION = "key-collision"
     GONE = "gone"
+    CONFIG_FAULT = "config-fault"
     INTERRUPTED = "interrupted"
     SOURCE_CHANGED = "source-changed"
     S3_ERROR = "s3-error"
@@ -529,6 +548,8 @@ ERROR_CLASSES: dict[str, ErrorClass] = {
         ErrorClass(ErrorKind.KEY_COLLISION, False, "another PDF's key maps to the same output (e.g. a.pdf and a.PDF): "
                    "the first converted keeps it", marked=False),
         ErrorClass(ErrorKind.GONE, False, "the PDF was deleted between the listing and its conversion"),
+        ErrorClass(ErrorKind.CONFIG_FAULT, False, "the child could not start with its configuration (its passwords object, "
+                   "its environment): not rerun; the next run after the fix converts these PDFs", marked=False),
         ErrorClass(ErrorKind.INTERRUPTED, True, "the shard was stopped (Spot reclaim) before this PDF finished"),
         ErrorClass(ErrorKind.SOURCE_CHANGED, True, "the PDF was replaced while it converted: the next round converts the new version"),
         ErrorClass(ErrorKind.S3_ERROR, True, "S3 kept failing for this PDF after botocore's retries"),

@@ -21,7 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from pdf2md.contracts import Record, S3Uri, dump_jsonl, load_jsonl, normalize_etag
+from pdf2md.contracts import Record, S3Uri, dump_jsonl, load_jsonl, normalize_etag, parse_passwords
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -249,6 +249,19 @@ def get_json(s3: S3Client, bucket: str, key: str, cls: type[R]) -> R | None:
             return None
         raise
     return cls.from_json(body.decode())
+
+
+def read_passwords(s3: S3Client, uri: str) -> tuple[str, ...]:
+    """The passwords object (a JSON list of strings). A ValueError naming it when it is missing, refused or
+    malformed (a fault of the configuration); other S3 errors (throttling, 5xx past the retries) pass through."""
+    loc = S3Uri.parse(uri)
+    try:
+        body = get_bytes(s3, loc.bucket, loc.prefix)
+    except ClientError as exc:
+        if is_not_found(exc) or _error_code(exc) in ("AccessDenied", "403"):
+            raise ValueError(f"passwords_uri {uri} cannot be read: {_error_code(exc)}") from None
+        raise
+    return parse_passwords(body, uri)
 
 
 def download(s3: S3Client, bucket: str, key: str, path: Path, *, if_match: str | None = None) -> str:

@@ -10,7 +10,6 @@ before converting. Everything this attempt could not finish is written down as a
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -31,6 +30,7 @@ from pdf2md import progress
 from pdf2md import s3 as s3io
 from pdf2md.contracts import (
     CONVERTER_VERSION,
+    SHARD_ENV_NAMES,
     ErrorKind,
     FailureRecord,
     JobSettings,
@@ -165,9 +165,11 @@ def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None
     stop = stop or StopFlag()
     layout = RunLayout(S3Uri.parse(settings.run_uri))
     try:
-        passwords = _passwords(s3, settings.passwords_uri)
+        passwords = s3io.read_passwords(s3, settings.passwords_uri) if settings.passwords_uri else ()
         feeder_mb = feeder_memory_mb(os.environ, settings.pdf_memory_mb)
-    except (ClientError, BotoCoreError, ValueError) as exc:
+    except ValueError as exc:
+        return config_fault(s3, settings, str(exc))
+    except (ClientError, BotoCoreError) as exc:
         log.error("cannot start shard %d: %s", settings.array_index, exc)
         return EXIT_SHARD_FAULT
     # chosen once here: `auto` then imports torch in this process only, not in every converter child
@@ -259,15 +261,20 @@ def read_shard(s3: S3Client, settings: JobSettings) -> list[ManifestEntry]:
     ]
 
 
-def _passwords(s3: S3Client, uri: str | None) -> tuple[str, ...]:
-    """Passwords for encrypted PDFs come from an S3 object, never from the job's environment."""
-    if not uri:
-        return ()
-    loc = S3Uri.parse(uri)
-    data = json.loads(s3.get_object(Bucket=loc.bucket, Key=loc.prefix)["Body"].read())
-    if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
-        raise ValueError(f"{uri} must hold a JSON list of strings")
-    return tuple(data)
+def config_fault(s3: S3Client, settings: JobSettings, message: str) -> int:
+    """The child's own configuration is at fault (its passwords object, its environment): every PDF of its
+    shard is recorded `config-fault` with the message, so reduce reports it instead of rerunning the shard as
+    interrupted every round. Permanent, and no failure marker: the configuration, not the PDF, is at fault."""
+    log.error("shard %d cannot start: %s", settings.array_index, message)
+    layout = RunLayout(S3Uri.parse(settings.run_uri))
+    try:
+        state = ShardWork(settings, read_shard(s3, settings))
+        state.failures.extend(state.record(entry, ErrorKind.CONFIG_FAULT, message) for entry in state.entries)
+        _write_records(s3, layout, state)
+        _ProgressWriter(s3, layout, state).write(ShardState.FAILED)
+    except (ClientError, BotoCoreError, ValueError) as exc:
+        log.error("shard %d: its configuration fault was not recorded: %s", settings.array_index, exc)
+    return EXIT_SHARD_FAULT
 
 
 @dataclass(frozen=True)
@@ -467,13 +474,22 @@ class _ProgressWriter:
         return progress.publish(self._s3, self._layout, self._state.progress(state))
 
 
+def _bad_environment(env: dict[str, str], message: str) -> int:
+    """Record a fault of the environment for the shard, when the variables naming the shard are sound."""
+    try:
+        settings = JobSettings.from_env({name: env[name] for name in SHARD_ENV_NAMES if name in env})
+    except ValueError:
+        return EXIT_SHARD_FAULT  # not even its shard is known: reduce finds it silent, and reruns it
+    return config_fault(s3io.client(), settings, message)
+
+
 def main(env: dict[str, str]) -> int:
     """Read the job's environment, install the SIGTERM handler, run the shard."""
     try:
         settings = JobSettings.from_env(env)
     except ValueError as exc:
         log.error("bad job environment: %s", exc)
-        return EXIT_SHARD_FAULT
+        return _bad_environment(env, f"bad job environment: {exc}")
     stop = StopFlag()
     signal.signal(signal.SIGTERM, stop.set)
     signal.signal(signal.SIGINT, stop.set)
