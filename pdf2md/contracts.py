@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -225,7 +226,13 @@ class Record:
         return asdict(self)  # type: ignore[call-overload]
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        """Strict JSON: a number that is not finite (NaN, ±Infinity) is written null, as JSON has no such
+        numbers and other readers (jq, browsers, Athena) refuse the file."""
+        data = self.to_dict()
+        try:
+            return _dumps(data)
+        except ValueError:  # rare: walk the record only then
+            return _dumps(_finite(data))
 
     @classmethod
     def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
@@ -235,6 +242,20 @@ class Record:
     @classmethod
     def from_json(cls: type[R], line: str) -> R:
         return cls.from_dict(json.loads(line))
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
