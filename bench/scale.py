@@ -46,6 +46,7 @@ from pdf2md import plan, progress, reduce, status, worker  # noqa: E402
 from pdf2md.contracts import (  # noqa: E402
     MAX_ARRAY_SIZE,
     JobSettings,
+    ManifestEntry,
     OutputMeta,
     Plan,
     ProgressBand,
@@ -54,6 +55,7 @@ from pdf2md.contracts import (  # noqa: E402
     ShardProgress,
     ShardState,
     band_of,
+    shard_manifest_key,
 )
 
 PAGE = 1000
@@ -243,6 +245,10 @@ def reduce_and_status(n_keys: int, array_size: int) -> dict[str, Any]:
     per_shard = max(n_keys // array_size, 1)
     meta = [OutputMeta(f"s3://pdfs/in/doc-{i}.pdf", "e", f"s3://pdfs/out/doc-{i}.md", "v", "text", 3, 1.0, "bench") for i in range(per_shard)]
     results = b"".join((m.to_json() + "\n").encode() for m in meta)
+    # Every shard's manifest holds the PDFs its results name (reduce trusts records of its own PDFs only);
+    # one body shared by all shards, as the results are, so memory stays that of one shard.
+    manifest = b"".join((ManifestEntry("pdfs", f"in/doc-{i}.pdf", f"doc-{i}.pdf", 1000, "e").to_json() + "\n").encode()
+                        for i in range(per_shard))
     plan_record = Plan(f"s3://runs/{RUN.shard_manifests_prefix(0)}", 0, per_shard * array_size, 0, 0, 0, per_shard * array_size,
                        0, array_size)
     fake.objects[RUN.plan_key(0)] = plan_record.to_json().encode()
@@ -250,6 +256,7 @@ def reduce_and_status(n_keys: int, array_size: int) -> dict[str, Any]:
     bands: dict[int, ProgressBand] = {}
     for shard in range(array_size):
         fake.objects[RUN.results_key(0, shard, 1)] = results
+        fake.objects[shard_manifest_key(RUN.shard_manifests_prefix(0), shard, array_size)] = manifest
         fake.objects[RUN.failures_key(0, shard, 1)] = b""
         state = ShardState.RUNNING if shard % 7 else ShardState.DONE
         record = ShardProgress("bench", 0, shard, 1, state, per_shard, converted=per_shard * (shard % 10) // 10,

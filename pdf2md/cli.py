@@ -26,6 +26,7 @@ from pdf2md.contracts import (
     ENV_JOB_QUEUE,
     ENV_OUTPUT_URI,
     ENV_RUNS_URI,
+    ErrorKind,
     S3Uri,
     is_pdf_key,
     markdown_rel,
@@ -140,10 +141,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     jobs = list(_collect(args.paths, args.inventory))
     if not jobs:
         raise UsageError("no PDFs found in the given paths")
+    order = {j.source: i for i, j in enumerate(jobs)}
+    jobs, collided = _drop_collisions(jobs)
     model = "" if args.backend == "text" else model_backend_for(args.backend)
     options = ConvertOptions(backend=args.backend, passwords=tuple(args.password), max_pages=args.max_pages,
                              page_markers=args.page_markers, model=model)
-    report: dict[str, Any] = {"converted": [], "skipped": [], "failed": []}
+    report: dict[str, Any] = {"converted": [], "skipped": [], "failed": collided}
     if args.skip_existing:
         report["skipped"] = [{"source": j.source, "output": str(outdir / j.rel_md)} for j in jobs if j.up_to_date(outdir / j.rel_md)]
         done = {s["source"] for s in report["skipped"]}
@@ -177,7 +180,6 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="pdf2md-") as tmp, pool:
         ShardPipeline(jobs, io, pool.converters, Path(tmp), lambda: False).run()
-    order = {j.source: i for i, j in enumerate(jobs)}
     for key in ("converted", "failed"):
         report[key].sort(key=lambda entry: order[entry["source"]])
     report["summary"] = {"converted": len(report["converted"]), "skipped": len(report["skipped"]),
@@ -188,6 +190,25 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     log.info("%d converted (%d pages), %d up to date, %d failed; Markdown in %s", s["converted"], s["pages"], s["skipped"],
              s["failed"], outdir)
     return EXIT_SOME_FAILED if report["failed"] else EXIT_OK
+
+
+def _drop_collisions(jobs: list[Job]) -> tuple[list[Job], list[dict[str, str]]]:
+    """PDFs whose Markdown would be one file (a.pdf, a.PDF; or two folders' a.pdf given together): the
+    first keeps it, the others are failed as key-collision, as the Batch planner does."""
+    owners: dict[str, Job] = {}
+    kept: list[Job] = []
+    refused: list[dict[str, str]] = []
+    for job in jobs:
+        owner = owners.setdefault(job.rel_md, job)
+        if owner is job:
+            kept.append(job)
+            continue
+        if owner.source == job.source:  # the same PDF named twice
+            continue
+        message = f"its output {job.rel_md} belongs to {owner.source}"
+        log.warning("%s: %s: %s", job.source, ErrorKind.KEY_COLLISION, message)
+        refused.append({"source": job.source, "error_class": str(ErrorKind.KEY_COLLISION), "message": message})
+    return kept, refused
 
 
 def _stage(s3: S3Client | None, job: Job, dest: Path) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import posixpath
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
@@ -172,6 +173,24 @@ class JobSettings:
         return env
 
 
+SHARD_ENV_NAMES: tuple[str, ...] = (
+    ENV_MANIFEST_URI, ENV_OUTPUT_URI, ENV_RUN_URI, ENV_RUN_ID, ENV_ARRAY_SIZE, ENV_ARRAY_INDEX, ENV_ROUND, ENV_ATTEMPT,
+)
+"""What a child needs to find its shard and write its records: with these alone it can still record a fault in
+the rest of its environment (JobSettings.from_env of just these)."""
+
+
+def parse_passwords(body: bytes, uri: str) -> tuple[str, ...]:
+    """The passwords object's content: a JSON list of strings (ValueError naming `uri` otherwise)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
+        raise ValueError(f"passwords_uri {uri} must hold a JSON list of strings")
+    return tuple(data)
+
+
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -207,7 +226,13 @@ class Record:
         return asdict(self)  # type: ignore[call-overload]
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        """Strict JSON: a number that is not finite (NaN, ±Infinity) is written null, as JSON has no such
+        numbers and other readers (jq, browsers, Athena) refuse the file."""
+        data = self.to_dict()
+        try:
+            return _dumps(data)
+        except ValueError:  # rare: walk the record only then
+            return _dumps(_finite(data))
 
     @classmethod
     def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
@@ -217,6 +242,20 @@ class Record:
     @classmethod
     def from_json(cls: type[R], line: str) -> R:
         return cls.from_dict(json.loads(line))
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -308,7 +347,10 @@ class ErrorKind(StrEnum):
     RESOURCE_LIMIT = "resource-limit"
     CONVERSION_ERROR = "conversion-error"
     KEY_COLLISION = "key-collision"
+    GONE = "gone"
+    CONFIG_FAULT = "config-fault"
     INTERRUPTED = "interrupted"
+    SOURCE_CHANGED = "source-changed"
     S3_ERROR = "s3-error"
     BACKEND_UNAVAILABLE = "backend-unavailable"
 
@@ -464,6 +506,10 @@ class RoundSummary(Record):
     rerun_manifest_uri: str = ""
     rerun_array_size: int = 0
     rerun_entries: int = 0
+    record_faults: int = 0
+    """Lines of the shards' result and failure files that could not be read, and records of PDFs outside their
+    shard's manifest: each one is ignored (logged), the shard's other records still count, and its PDFs
+    left unaccounted for are checked like those of a child that never reported."""
 
 
 @dataclass
@@ -504,6 +550,9 @@ class ErrorClass:
     name: ErrorKind
     retryable: bool
     meaning: str
+    marked: bool = True
+    """Whether a permanent failure of this class leaves a marker beside the outputs (failure_marker_key), so
+    that later plans skip this version of the PDF: not for what is no fault of the PDF's own."""
 
 
 ERROR_CLASSES: dict[str, ErrorClass] = {
@@ -517,8 +566,13 @@ ERROR_CLASSES: dict[str, ErrorClass] = {
         ErrorClass(ErrorKind.TIMEOUT, False, "conversion ran past the per-PDF time limit"),
         ErrorClass(ErrorKind.RESOURCE_LIMIT, False, "conversion ran past the per-PDF memory limit"),
         ErrorClass(ErrorKind.CONVERSION_ERROR, False, "the converter failed on this PDF"),
-        ErrorClass(ErrorKind.KEY_COLLISION, False, "another PDF's key maps to the same output (e.g. a.pdf and a.PDF)"),
+        ErrorClass(ErrorKind.KEY_COLLISION, False, "another PDF's key maps to the same output (e.g. a.pdf and a.PDF): "
+                   "the first converted keeps it", marked=False),
+        ErrorClass(ErrorKind.GONE, False, "the PDF was deleted between the listing and its conversion"),
+        ErrorClass(ErrorKind.CONFIG_FAULT, False, "the child could not start with its configuration (its passwords object, "
+                   "its environment): not rerun; the next run after the fix converts these PDFs", marked=False),
         ErrorClass(ErrorKind.INTERRUPTED, True, "the shard was stopped (Spot reclaim) before this PDF finished"),
+        ErrorClass(ErrorKind.SOURCE_CHANGED, True, "the PDF was replaced while it converted: the next round converts the new version"),
         ErrorClass(ErrorKind.S3_ERROR, True, "S3 kept failing for this PDF after botocore's retries"),
         ErrorClass(ErrorKind.BACKEND_UNAVAILABLE, True, "the model backend could not start on this host"),
     )
@@ -528,6 +582,12 @@ ERROR_CLASSES: dict[str, ErrorClass] = {
 
 def is_retryable(error_class: str) -> bool:
     return ERROR_CLASSES[error_class].retryable
+
+
+def leaves_marker(error_class: str) -> bool:
+    """A permanent failure of the PDF itself: its marker makes later plans skip this version."""
+    known = ERROR_CLASSES[error_class]
+    return not known.retryable and known.marked
 
 
 # --- S3 layout --------------------------------------------------------------------------------
@@ -639,6 +699,21 @@ def failure_marker_key(output: S3Uri, rel: str) -> str:
 def is_up_to_date(output_mtime: float | None, source_mtime: float) -> bool:
     """An output is current when it was written after the source last changed (make's rule)."""
     return output_mtime is not None and output_mtime >= source_mtime
+
+
+def is_output_current(output_mtime: float | None, output_source_etag: str | None, entry: ManifestEntry) -> bool:
+    """An output is current for `entry` when it was written after the source last changed (make's rule) and,
+    where both ETags are known, made from this very version: a PDF replaced while it converted leaves an
+    output newer than the new version, of the old one."""
+    if not is_up_to_date(output_mtime, entry.mtime):
+        return False
+    return not output_source_etag or not entry.etag or normalize_etag(output_source_etag) == normalize_etag(entry.etag)
+
+
+def output_owner(metadata: Mapping[str, str]) -> str:
+    """The s3:// URI of the PDF an output was made from, from its x-amz-meta-* ('' when it names none):
+    the first PDF converted to an output keeps it, another key that maps to it is a key collision."""
+    return OutputMeta.from_s3_metadata(metadata, "").source_uri
 
 
 def is_pdf_key(key: str) -> bool:
@@ -761,12 +836,19 @@ def dump_jsonl(records: Iterable[Record]) -> Iterator[bytes]:
         yield (rec.to_json() + "\n").encode()
 
 
-def load_jsonl(cls: type[R], lines: Iterable[str | bytes]) -> Iterator[R]:
+def load_jsonl(cls: type[R], lines: Iterable[str | bytes], on_error: Callable[[str], None] | None = None) -> Iterator[R]:
+    """The records of JSON Lines; a line that is not one raises ValueError naming it, or, with `on_error`,
+    is handed to it (its message) and skipped: the lines around it still count."""
     for n, line in enumerate(lines, 1):
-        text = line.decode() if isinstance(line, bytes) else line
-        if not text.strip():
-            continue
         try:
-            yield cls.from_json(text)
+            text = line.decode() if isinstance(line, bytes) else line
+            if not text.strip():
+                continue
+            record = cls.from_json(text)
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"line {n} is not a valid {cls.__name__}: {exc}") from None
+            message = f"line {n} is not a valid {cls.__name__}: {exc}"
+            if on_error is None:
+                raise ValueError(message) from None
+            on_error(message)
+            continue
+        yield record

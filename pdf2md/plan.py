@@ -4,8 +4,9 @@ Memory stays bounded at any size (ten million keys plan in the memory of a few t
 into external sorts (pdf2md.spool) and every manifest is uploaded as it is produced.
 
 1. Triage: the input PDFs and the output objects (Markdown, permanent-failure markers) meet in one sort
-   keyed by the output path. Each output path decides once: a collision (two keys, one output), up to
-   date, a known failure, or to convert, carrying the stale output's ETag (`replaces`), so that no child
+   keyed by the output path. Each output path decides once: a collision (two keys, one output: the PDF
+   the existing output was made from keeps it, one HEAD; else the first in key order), up to date, a
+   known failure, or to convert, carrying the stale output's ETag (`replaces`), so that no child
    ever lists the outputs.
 2. Deal: the entries to convert, largest first, dealt in a snake so each child gets a fair share of bytes.
 3. Write: manifest.jsonl in index order, and one object per shard (a second sort, by shard): a child's
@@ -35,6 +36,7 @@ from pdf2md.contracts import (
     is_pdf_key,
     is_up_to_date,
     markdown_rel,
+    output_owner,
     relative_key,
     shard_manifest_key,
 )
@@ -71,9 +73,14 @@ def list_pdfs(s3: S3Client, input_uri: S3Uri, inventory_uri: str | None = None) 
 
 @dataclass
 class Triage:
-    """What one pass over the input and the outputs decided; `todo` streams the entries to convert."""
+    """What one pass over the input and the outputs decided; `todo` streams the entries to convert.
+
+    `owner_of(output_rel)` names the PDF (s3:// URI) an existing output was made from: asked only where
+    several PDFs map to one output that exists, so that the first converted keeps it whatever the key order.
+    """
 
     retry_failed: bool = False
+    owner_of: Callable[[str], str] | None = None
     listed: int = 0
     skipped: int = 0
     known_failures: int = 0
@@ -94,27 +101,35 @@ class Triage:
         group: bytes | None = None
         md: tuple[float, str] | None = None
         failed: float | None = None
-        owner: ManifestEntry | None = None
+        pdfs: list[ManifestEntry] = []
         for line in lines:
             token, tag, rest = line.rstrip(b"\n").split(b"\t", 2)
             if token != group:
-                if owner is not None and (entry := self._verdict(owner, md, failed)) is not None:
+                if pdfs and (entry := self._settle(pdfs, md, failed, refuse)) is not None:
                     yield entry
-                group, md, failed, owner = token, None, None, None
+                group, md, failed, pdfs = token, None, None, []
             if tag == _MD:
                 mtime, etag = rest.split(b"\t")
                 md = (float(mtime), etag.decode())
             elif tag == _FAILED:
                 failed = float(rest)
             else:
-                entry = ManifestEntry.from_json(rest.split(b"\t", 1)[1].decode())
-                if owner is None:
-                    owner = entry
-                else:
-                    self.collisions += 1
-                    refuse(entry, owner.key)
-        if owner is not None and (entry := self._verdict(owner, md, failed)) is not None:
+                pdfs.append(ManifestEntry.from_json(rest.split(b"\t", 1)[1].decode()))
+        if pdfs and (entry := self._settle(pdfs, md, failed, refuse)) is not None:
             yield entry
+
+    def _settle(self, pdfs: list[ManifestEntry], md: tuple[float, str] | None, failed: float | None,
+                refuse: Callable[[ManifestEntry, str], None]) -> ManifestEntry | None:
+        """One output's PDFs (in key order): its owner's verdict; every other key is refused."""
+        owner = pdfs[0]
+        if len(pdfs) > 1 and md is not None and self.owner_of is not None:
+            named = self.owner_of(markdown_rel(owner.rel))
+            owner = next((e for e in pdfs if e.uri == named), owner)
+        for entry in pdfs:
+            if entry is not owner:
+                self.collisions += 1
+                refuse(entry, owner.key)
+        return self._verdict(owner, md, failed)
 
     def _verdict(self, entry: ManifestEntry, md: tuple[float, str] | None, failed: float | None) -> ManifestEntry | None:
         if md is not None and is_up_to_date(md[0], entry.mtime):
@@ -135,6 +150,12 @@ def _output_lines(outputs: Iterable[s3io.ObjectInfo], output: S3Uri) -> Iterator
             yield b"\t".join((sort_token(obj.key[len(failed_base):-5] + ".md"), _FAILED, repr(obj.mtime).encode())) + b"\n"
         elif obj.key.endswith(".md") and obj.key.startswith(base):
             yield b"\t".join((sort_token(obj.key[len(base):]), _MD, repr(obj.mtime).encode(), obj.etag.encode())) + b"\n"
+
+
+def _owner(s3: S3Client, output: S3Uri, rel_md: str) -> str:
+    """The PDF an existing output was made from (one HEAD; '' when it is gone or names none)."""
+    head = s3io.head(s3, output.bucket, output.dir_prefix + rel_md)
+    return output_owner(head.get("Metadata", {})) if head is not None else ""
 
 
 def drop_collisions(entries: Iterable[ManifestEntry]) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
@@ -173,7 +194,7 @@ def plan_round(
 ) -> Plan:
     """List (or read the inventory), exclude converted and known failures, deal, write the manifests: round 0."""
     source, output = S3Uri.parse(input_uri), S3Uri.parse(output_uri)
-    triage = Triage(retry_failed=retry_failed)
+    triage = Triage(retry_failed=retry_failed, owner_of=lambda rel_md: _owner(s3, output, rel_md))
     with s3io.JsonlUpload(s3, layout.run.bucket, _collisions_key(layout), keep_empty=False) as refused:
         def refuse(entry: ManifestEntry, owner: str) -> None:
             log.warning("refusing %s: its output %s belongs to %s", entry.key, markdown_rel(entry.rel), owner)

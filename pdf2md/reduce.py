@@ -1,8 +1,10 @@
 """After a round: what was converted, what failed for good, and what goes into the next round.
 
-Shard by shard, in parallel: every attempt's results, the latest attempt's failure records, and only for
-a shard whose child never wrote its records (SIGKILL, OOM) its manifest and one HEAD per PDF not yet
-accounted for. Nothing lists the outputs, and memory holds a few shards at a time, whatever the size.
+Shard by shard, in parallel: its manifest, every attempt's results and the latest attempt's failure records,
+each record trusted only for a PDF of that manifest (a child cannot add PDFs to the next round), and only
+for a shard whose child never wrote its records (SIGKILL, OOM) or whose records lost a line, one HEAD per
+PDF not accounted for. A line that is no record is one fault, counted in the summary, never a crash.
+Nothing lists the outputs, and memory holds a few shards at a time, whatever the size.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,7 +29,7 @@ from pdf2md.contracts import (
     RoundSummary,
     RunLayout,
     S3Uri,
-    is_up_to_date,
+    is_output_current,
     load_jsonl,
     output_key,
     shard_manifest_key,
@@ -88,6 +90,7 @@ class ShardOutcome:
     seconds: float = 0.0
     permanent: Counter[str] = field(default_factory=Counter)
     retry: list[FailureRecord] = field(default_factory=list)
+    faults: int = 0
 
 
 def reduce_round(s3: S3Client, layout: RunLayout, rnd: int, output_uri: str, array_size: int, rerun: bool, *, run_id: str = "") -> RoundSummary:
@@ -110,6 +113,7 @@ def reduce_round(s3: S3Client, layout: RunLayout, rnd: int, output_uri: str, arr
             summary.skipped += outcome.skipped
             summary.pages += outcome.pages
             summary.converter_seconds += outcome.seconds
+            summary.record_faults += outcome.faults
             permanent.update(outcome.permanent)
             for failure in outcome.retry:
                 retryable[failure.error_class] += 1
@@ -122,10 +126,24 @@ def reduce_round(s3: S3Client, layout: RunLayout, rnd: int, output_uri: str, arr
             summary.rerun_manifest_uri, summary.rerun_array_size, summary.rerun_entries = (
                 rerun_plan.manifest_uri, rerun_plan.array_size, rerun_plan.entries)
     s3io.put_json(s3, bucket, layout.summary_key(rnd), summary)
-    log.info("round %d: %d converted, %d skipped, %d failed for good, %d retryable%s", rnd, summary.converted,
+    log.info("round %d: %d converted, %d skipped, %d failed for good, %d retryable%s%s", rnd, summary.converted,
              summary.skipped, sum(permanent.values()), sum(retryable.values()),
-             f" → round {rnd + 1}" if summary.rerun_entries else "")
+             f" → round {rnd + 1}" if summary.rerun_entries else "",
+             f"; {summary.record_faults} unusable record(s) ignored" if summary.record_faults else "")
     return summary
+
+
+@dataclass
+class _Faults:
+    """A shard's records that cannot count: lines that are no record, records of PDFs not in its manifest.
+    Each is logged and counted, never raised: one bad line must not cost the round its summary."""
+
+    where: str
+    count: int = 0
+
+    def note(self, message: str) -> None:
+        self.count += 1
+        log.warning("%s: %s (ignored)", self.where, message)
 
 
 @dataclass
@@ -137,37 +155,59 @@ class _ShardReducer:
     run_id: str
 
     def reduce(self, shard: int, files: ShardFiles) -> ShardOutcome:
+        """The shard's outcome from its records, trusted only for the PDFs of its own manifest; a PDF its
+        records do not account for (no records at all, or a line lost) is checked with one HEAD."""
         bucket = self.layout.run.bucket
         outcome = ShardOutcome()
-        converted = _converted(self.s3, bucket, files.results)
+        faults = _Faults(f"round {self.plan.round} shard {shard}")
+        entries = {e.uri: e for e in self._manifest(shard)}
+        converted = {uri: m for uri, m in _converted(self.s3, bucket, files.results, faults.note).items()
+                     if _in_manifest(uri, entries, faults, "result")}
         outcome.converted = len(converted)
         outcome.pages = sum(m.pages for m in converted.values())
         outcome.seconds = sum(m.seconds for m in converted.values())
-        if files.failures is not None:
-            failures = [f for f in _failures(self.s3, bucket, files.failures) if f"s3://{f.bucket}/{f.key}" not in converted]
-            outcome.skipped = self.plan.shard_entries(shard) - outcome.converted - len(failures)
+        failures: dict[str, FailureRecord] = {}
+        for f in _failures(self.s3, bucket, files.failures, faults.note) if files.failures else []:
+            uri = f"s3://{f.bucket}/{f.key}"
+            if _in_manifest(uri, entries, faults, "failure record") and uri not in converted:
+                # rebuilt from the manifest's entry: a child's record names a class, never what reruns
+                failures[uri] = FailureRecord.of(entries[uri], f.error_class, f.message, shard=shard, round=self.plan.round,
+                                                 run_id=self.run_id)
+        standing = list(failures.values())
+        if files.failures is not None and not faults.count:
+            outcome.skipped = len(entries) - outcome.converted - len(failures)
         else:
-            failures = list(self._unreported(shard, converted, outcome))
-        for failure in failures:
+            standing += self._unreported([e for uri, e in entries.items() if uri not in converted and uri not in failures], outcome)
+        for failure in standing:
             if failure.retryable:
                 outcome.retry.append(failure)
             else:
                 outcome.permanent[failure.error_class] += 1
+        outcome.faults = faults.count
         return outcome
 
-    def _unreported(self, shard: int, converted: dict[str, OutputMeta], outcome: ShardOutcome) -> Iterator[FailureRecord]:
-        """The child never wrote its records: each PDF without a result is done if its output is up to
-        date (one HEAD), else lost, and worth another try."""
+    def _manifest(self, shard: int) -> list[ManifestEntry]:
         manifest = S3Uri.parse(self.plan.manifest_uri)
         body = s3io.get_bytes(self.s3, manifest.bucket, shard_manifest_key(manifest.prefix, shard, self.plan.array_size))
-        for entry in load_jsonl(ManifestEntry, body.splitlines()):
-            if entry.uri in converted:
-                continue
+        return list(load_jsonl(ManifestEntry, body.splitlines()))
+
+    def _unreported(self, entries: list[ManifestEntry], outcome: ShardOutcome) -> Iterator[FailureRecord]:
+        """PDFs no record accounts for (the child never wrote them: SIGKILL, OOM; or a line of them was lost):
+        each is done if its output is current (one HEAD), else lost, and worth another try."""
+        for entry in entries:
             head = s3io.head(self.s3, self.output.bucket, output_key(self.output, entry.rel))
-            if head is not None and is_up_to_date(head["LastModified"].timestamp(), entry.mtime):
+            if head is not None and is_output_current(head["LastModified"].timestamp(), head.get("Metadata", {}).get("source-etag"), entry):
                 outcome.skipped += 1
             else:
                 yield lost(entry, self.plan.round, self.run_id)
+
+
+def _in_manifest(uri: str, entries: dict[str, ManifestEntry], faults: _Faults, what: str) -> bool:
+    """Whether a record's PDF is one of the shard's: a child cannot add PDFs to a round, or to the next one."""
+    if uri in entries:
+        return True
+    faults.note(f"a {what} of {uri}, which is not in the shard's manifest")
+    return False
 
 
 def lost(entry: ManifestEntry, rnd: int, run_id: str) -> FailureRecord:
@@ -175,15 +215,19 @@ def lost(entry: ManifestEntry, rnd: int, run_id: str) -> FailureRecord:
     return FailureRecord.of(entry, ErrorKind.INTERRUPTED, LOST_MESSAGE, shard=-1, round=rnd, run_id=run_id)
 
 
-def _converted(s3: S3Client, bucket: str, keys: list[str]) -> dict[str, OutputMeta]:
-    """Every attempt's results of a shard, by source URI."""
-    return {m.source_uri: m for key in keys for m in s3io.read_jsonl(s3, bucket, key, OutputMeta)}
+def _converted(s3: S3Client, bucket: str, keys: list[str], on_error: Callable[[str], None]) -> dict[str, OutputMeta]:
+    """Every attempt's results of a shard, by source URI (a line that is no record goes to `on_error`)."""
+    return {m.source_uri: m for key in keys for m in s3io.read_jsonl(s3, bucket, key, OutputMeta, on_error)}
 
 
-def _failures(s3: S3Client, bucket: str, latest: tuple[int, str, int]) -> list[FailureRecord]:
+def _failures(s3: S3Client, bucket: str, latest: tuple[int, str, int], on_error: Callable[[str], None]) -> list[FailureRecord]:
     """Per shard only its last attempt's file counts: a later attempt redid everything not done."""
     _attempt, key, size = latest
-    return list(s3io.read_jsonl(s3, bucket, key, FailureRecord)) if size else []
+    return list(s3io.read_jsonl(s3, bucket, key, FailureRecord, on_error)) if size else []
+
+
+def _log_bad_line(key: str) -> Callable[[str], None]:
+    return lambda message: log.warning("%s: %s (ignored)", key, message)
 
 
 def failures_of_run(s3: S3Client, layout: RunLayout, rounds: int, limit: int = 1000) -> list[FailureRecord]:
@@ -200,7 +244,8 @@ def failures_of_run(s3: S3Client, layout: RunLayout, rounds: int, limit: int = 1
         with ThreadPoolExecutor(READ_THREADS) as pool:
             rerun_round = [rnd > 0] * len(files.shards)
             per_shard = list(pool.map(partial(_standing_in_shard, s3, bucket), files.shards.values(), rerun_round))
-        planner = list(s3io.read_jsonl(s3, bucket, files.planner_failures, FailureRecord)) if files.planner_failures else []
+        planner = (list(s3io.read_jsonl(s3, bucket, files.planner_failures, FailureRecord, _log_bad_line(files.planner_failures)))
+                   if files.planner_failures else [])
         seen: set[str] = set()
         for failures, converted in [*per_shard, (planner, set())]:
             seen |= converted
@@ -216,6 +261,6 @@ def failures_of_run(s3: S3Client, layout: RunLayout, rounds: int, limit: int = 1
 def _standing_in_shard(s3: S3Client, bucket: str, files: ShardFiles, rerun_round: bool) -> tuple[list[FailureRecord], set[str]]:
     """A shard's failures that no attempt converted; and, in a rerun round, the PDFs it converted (which
     settle their earlier rounds' failures; round 0's results are never needed)."""
-    failures = _failures(s3, bucket, files.failures) if files.failures else []
-    converted = _converted(s3, bucket, files.results) if failures or rerun_round else {}
+    failures = _failures(s3, bucket, files.failures, _log_bad_line(files.failures[1])) if files.failures else []
+    converted = _converted(s3, bucket, files.results, _log_bad_line("results")) if failures or rerun_round else {}
     return [f for f in failures if f"s3://{f.bucket}/{f.key}" not in converted], set(converted) if rerun_round else set()

@@ -44,6 +44,10 @@ def build_report(state: RunState, summaries: Sequence[RoundSummary], instance_se
     elif left:
         status = RunStatus.FAILED
         message = f"{sum(left.values())} PDF(s) still failing with retryable errors after {len(summaries)} round(s)"
+    elif misconfigured := by_class.get(ErrorKind.CONFIG_FAULT.value, 0):
+        status = RunStatus.FAILED
+        message = (f"{misconfigured} PDF(s) not converted: their children could not start with the run's configuration "
+                   f"({ErrorKind.CONFIG_FAULT}: see the failures); fix it and run again")
     else:
         status, message = RunStatus.SUCCEEDED, "every PDF is converted or recorded as a permanent failure"
     hours = instance_seconds / 3600

@@ -12,9 +12,22 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from pdf2md.contracts import BACKENDS, DEFAULT_RUNS_PREFIX, JobSettings, Plan, RunLayout, S3Uri, sanitised_name
+from pdf2md import s3 as s3io
+from pdf2md.contracts import (
+    BACKENDS,
+    DEFAULT_RUNS_PREFIX,
+    ENV_ARRAY_INDEX,
+    JobSettings,
+    Plan,
+    RunLayout,
+    S3Uri,
+    sanitised_name,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 OPTIONAL_URIS = ("runs_uri", "passwords_uri", "inventory_uri")
 """Settings that may be empty: "" means "not set" once a RunConfig is built."""
@@ -194,14 +207,30 @@ class RoundOrder:
         }
 
 
+def job_settings(config: RunConfig, rnd: int, manifest_uri: str, array_size: int) -> JobSettings:
+    """What every child of round `rnd` is told (its environment is `to_env()` of it)."""
+    return JobSettings(
+        manifest_uri=manifest_uri, output_uri=config.output_uri, run_uri=str(config.layout.run), run_id=config.run_id,
+        array_size=array_size, round=rnd, backend=config.backend, pdf_timeout_s=config.pdf_timeout_s,
+        pdf_memory_mb=config.pdf_memory_mb, max_pages=config.max_pages, passwords_uri=config.passwords_uri or None,
+    )
+
+
 def round_order(state: RunState, rnd: int, manifest_uri: str, array_size: int, price_per_hour: float,
                 budget_left_usd: float, price_source: str = "") -> RoundOrder:
     """Round `rnd`'s order: the children's environment is the contract's JobSettings."""
     config = state.config
-    settings = JobSettings(
-        manifest_uri=manifest_uri, output_uri=config.output_uri, run_uri=str(state.layout.run), run_id=config.run_id,
-        array_size=array_size, round=rnd, backend=config.backend, pdf_timeout_s=config.pdf_timeout_s,
-        pdf_memory_mb=config.pdf_memory_mb, max_pages=config.max_pages, passwords_uri=config.passwords_uri or None,
-    )
+    settings = job_settings(config, rnd, manifest_uri, array_size)
     return RoundOrder(job_name=job_name(config.run_id, rnd), array_size=array_size, environment=settings.to_env(),
                       price_per_hour=price_per_hour, budget_left_usd=budget_left_usd, price_source=price_source)
+
+
+def preflight(s3: S3Client, config: RunConfig) -> None:
+    """What every child would otherwise find only at its start, in every round: the environment it will be
+    given must read back (JobSettings.from_env, as the child reads it) and the passwords object must be a
+    JSON list of strings. A ValueError naming the problem, before anything is written or submitted."""
+    manifest = config.layout.uri(config.layout.shard_manifests_prefix(0))
+    env = job_settings(config, 0, manifest, config.array_size).to_env()
+    JobSettings.from_env({**env, ENV_ARRAY_INDEX: "0"})
+    if config.passwords_uri:
+        s3io.read_passwords(s3, config.passwords_uri)

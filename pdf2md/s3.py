@@ -10,7 +10,7 @@ import logging
 import queue
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from pdf2md.contracts import Record, S3Uri, dump_jsonl, load_jsonl, normalize_etag
+from pdf2md.contracts import Record, S3Uri, dump_jsonl, load_jsonl, normalize_etag, parse_passwords
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -153,11 +153,11 @@ def list_folder(s3: S3Client, bucket: str, prefix: str) -> tuple[list[ObjectInfo
 _DONE = object()
 
 
-def read_jsonl(s3: S3Client, bucket: str, key: str, cls: type[R]) -> Iterator[R]:
-    """Stream records from a JSON Lines object without holding it whole."""
+def read_jsonl(s3: S3Client, bucket: str, key: str, cls: type[R], on_error: Callable[[str], None] | None = None) -> Iterator[R]:
+    """Stream records from a JSON Lines object without holding it whole (`on_error`: see load_jsonl)."""
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     try:
-        yield from load_jsonl(cls, body.iter_lines())
+        yield from load_jsonl(cls, body.iter_lines(), on_error)
     finally:
         body.close()
 
@@ -251,15 +251,35 @@ def get_json(s3: S3Client, bucket: str, key: str, cls: type[R]) -> R | None:
     return cls.from_json(body.decode())
 
 
-def download(s3: S3Client, bucket: str, key: str, path: Path) -> None:
-    """One GET streamed to disk (download_file would HEAD first: a request per PDF for nothing)."""
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+def read_passwords(s3: S3Client, uri: str) -> tuple[str, ...]:
+    """The passwords object (a JSON list of strings). A ValueError naming it when it is missing, refused or
+    malformed (a fault of the configuration); other S3 errors (throttling, 5xx past the retries) pass through."""
+    loc = S3Uri.parse(uri)
+    try:
+        body = get_bytes(s3, loc.bucket, loc.prefix)
+    except ClientError as exc:
+        if is_not_found(exc) or _error_code(exc) in ("AccessDenied", "403"):
+            raise ValueError(f"passwords_uri {uri} cannot be read: {_error_code(exc)}") from None
+        raise
+    return parse_passwords(body, uri)
+
+
+def download(s3: S3Client, bucket: str, key: str, path: Path, *, if_match: str | None = None) -> str:
+    """One GET streamed to disk (download_file would HEAD first: a request per PDF for nothing); the ETag of
+    what was read. With `if_match`, only that version: another one raises a ClientError (is_precondition_failed)."""
+    response = s3.get_object(Bucket=bucket, Key=key, IfMatch=f'"{if_match}"') if if_match else s3.get_object(Bucket=bucket, Key=key)
+    body = response["Body"]
     try:
         with path.open("wb") as fh:
             for chunk in body.iter_chunks(1024 * 1024):
                 fh.write(chunk)
     finally:
         body.close()
+    return normalize_etag(response["ETag"])
+
+
+def delete(s3: S3Client, bucket: str, key: str) -> None:
+    s3.delete_object(Bucket=bucket, Key=key)
 
 
 def put_conditional(
@@ -287,6 +307,16 @@ def head(s3: S3Client, bucket: str, key: str) -> HeadObjectOutputTypeDef | None:
 
 def is_not_found(exc: ClientError) -> bool:
     return _error_code(exc) in ("NoSuchKey", "404", "NotFound", "NoSuchBucket")
+
+
+def is_missing_key(exc: ClientError) -> bool:
+    """The object is not there (its bucket is): a key deleted since it was listed."""
+    return _error_code(exc) in ("NoSuchKey", "404", "NotFound")
+
+
+def is_precondition_failed(exc: ClientError) -> bool:
+    """412: the object is not the version an If-Match named (it was replaced)."""
+    return _error_code(exc) in ("PreconditionFailed", "412")
 
 
 def _is_conflict(exc: ClientError) -> bool:

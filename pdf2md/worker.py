@@ -10,7 +10,6 @@ before converting. Everything this attempt could not finish is written down as a
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -22,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -31,6 +30,7 @@ from pdf2md import progress
 from pdf2md import s3 as s3io
 from pdf2md.contracts import (
     CONVERTER_VERSION,
+    SHARD_ENV_NAMES,
     ErrorKind,
     FailureRecord,
     JobSettings,
@@ -41,11 +41,13 @@ from pdf2md.contracts import (
     ShardProgress,
     ShardState,
     failure_marker_key,
+    is_output_current,
     is_sharded_manifest,
-    is_up_to_date,
+    leaves_marker,
     load_jsonl,
     normalize_etag,
     output_key,
+    output_owner,
     shard_manifest_key,
     shard_of,
     whole_manifest_key,
@@ -58,6 +60,7 @@ from pdf2md.shard_pipeline import MAX_IO_THREADS, SKIP, ItemFailed, ShardIO, Sha
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +85,32 @@ class ShardWork:
     failures: list[FailureRecord] = field(default_factory=list)
     skipped: int = 0
     pages: int = 0
+    _fetched: dict[str, str] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     """The shard's pipeline threads record outcomes concurrently."""
 
-    def fail(self, entry: ManifestEntry, error_class: ErrorKind | str, message: str) -> FailureRecord:
+    def record(self, entry: ManifestEntry, error_class: ErrorKind | str, message: str) -> FailureRecord:
         s = self.settings
-        log.warning("%s: %s: %s", entry.key, error_class, message)
-        record = FailureRecord.of(entry, error_class, message, shard=s.array_index, round=s.round, run_id=s.run_id)
+        return FailureRecord.of(entry, error_class, message, shard=s.array_index, round=s.round, run_id=s.run_id)
+
+    def add_failure(self, record: FailureRecord) -> None:
+        log.warning("%s: %s: %s", record.key, record.error_class, record.message)
         with self._lock:
             self.failures.append(record)
+
+    def fail(self, entry: ManifestEntry, error_class: ErrorKind | str, message: str) -> FailureRecord:
+        record = self.record(entry, error_class, message)
+        self.add_failure(record)
         return record
+
+    def fetched(self, entry: ManifestEntry, etag: str) -> None:
+        """The ETag of the version of `entry` this attempt downloaded."""
+        with self._lock:
+            self._fetched[entry.uri] = etag
+
+    def fetched_etag(self, entry: ManifestEntry) -> str | None:
+        with self._lock:
+            return self._fetched.get(entry.uri)
 
     def skip(self) -> None:
         with self._lock:
@@ -146,9 +165,11 @@ def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None
     stop = stop or StopFlag()
     layout = RunLayout(S3Uri.parse(settings.run_uri))
     try:
-        passwords = _passwords(s3, settings.passwords_uri)
+        passwords = s3io.read_passwords(s3, settings.passwords_uri) if settings.passwords_uri else ()
         feeder_mb = feeder_memory_mb(os.environ, settings.pdf_memory_mb)
-    except (ClientError, BotoCoreError, ValueError) as exc:
+    except ValueError as exc:
+        return config_fault(s3, settings, str(exc))
+    except (ClientError, BotoCoreError) as exc:
         log.error("cannot start shard %d: %s", settings.array_index, exc)
         return EXIT_SHARD_FAULT
     # chosen once here: `auto` then imports torch in this process only, not in every converter child
@@ -163,8 +184,8 @@ def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None
             return EXIT_SHARD_FAULT
         state, reporter, recheck = shard
         io: ShardIO[ManifestEntry] = ShardIO(
-            fetch=lambda entry, dest: _fetch(s3, settings, entry, recheck or entry.attempt > 1, dest),
-            publish=lambda entry, replaces, conversion: _publish(s3, settings, state, entry, replaces, conversion),
+            fetch=lambda entry, dest: _fetch(s3, settings, state, entry, recheck or entry.attempt > 1, dest),
+            publish=lambda entry, fetched, conversion: _publish(s3, settings, state, entry, fetched, conversion),
             fail=lambda entry, error_class, message: _fail(s3, settings, state, entry, error_class, message),
             skip=lambda entry: state.skip(),
             size_of=lambda entry: entry.size,
@@ -240,20 +261,34 @@ def read_shard(s3: S3Client, settings: JobSettings) -> list[ManifestEntry]:
     ]
 
 
-def _passwords(s3: S3Client, uri: str | None) -> tuple[str, ...]:
-    """Passwords for encrypted PDFs come from an S3 object, never from the job's environment."""
-    if not uri:
-        return ()
-    loc = S3Uri.parse(uri)
-    data = json.loads(s3.get_object(Bucket=loc.bucket, Key=loc.prefix)["Body"].read())
-    if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
-        raise ValueError(f"{uri} must hold a JSON list of strings")
-    return tuple(data)
+def config_fault(s3: S3Client, settings: JobSettings, message: str) -> int:
+    """The child's own configuration is at fault (its passwords object, its environment): every PDF of its
+    shard is recorded `config-fault` with the message, so reduce reports it instead of rerunning the shard as
+    interrupted every round. Permanent, and no failure marker: the configuration, not the PDF, is at fault."""
+    log.error("shard %d cannot start: %s", settings.array_index, message)
+    layout = RunLayout(S3Uri.parse(settings.run_uri))
+    try:
+        state = ShardWork(settings, read_shard(s3, settings))
+        state.failures.extend(state.record(entry, ErrorKind.CONFIG_FAULT, message) for entry in state.entries)
+        _write_records(s3, layout, state)
+        _ProgressWriter(s3, layout, state).write(ShardState.FAILED)
+    except (ClientError, BotoCoreError, ValueError) as exc:
+        log.error("shard %d: its configuration fault was not recorded: %s", settings.array_index, exc)
+    return EXIT_SHARD_FAULT
 
 
-def _fetch(s3: S3Client, settings: JobSettings, entry: ManifestEntry, recheck: bool, dest: Path) -> str | None:
-    """GET the PDF to `dest` (a HEAD first when it may be done already); the ETag of the output it
-    replaces (None: a new output), or SKIP when the output is up to date."""
+@dataclass(frozen=True)
+class _Fetched:
+    """What a fetch hands to the publish: the ETag of the output it replaces (None: a new output), and the
+    ETag of the PDF version actually downloaded (what the Markdown is made from)."""
+
+    replaces: str | None
+    source_etag: str
+
+
+def _fetch(s3: S3Client, settings: JobSettings, state: ShardWork, entry: ManifestEntry, recheck: bool, dest: Path) -> Any:
+    """GET the PDF to `dest` (a HEAD first when it may be done already): a _Fetched, or SKIP when the output
+    is up to date."""
     replaces: str | None = entry.replaces or None
     if recheck:
         output = S3Uri.parse(settings.output_uri)
@@ -261,40 +296,95 @@ def _fetch(s3: S3Client, settings: JobSettings, entry: ManifestEntry, recheck: b
             current = s3io.head(s3, output.bucket, output_key(output, entry.rel))
         except (ClientError, BotoCoreError) as exc:
             raise ItemFailed(ErrorKind.S3_ERROR, f"checking the output: {exc}") from None
-        if current and is_up_to_date(current["LastModified"].timestamp(), entry.mtime):
+        if current and (owner := _other_owner(current, entry)):
+            raise ItemFailed(ErrorKind.KEY_COLLISION, _collision_message(owner))
+        if current and is_output_current(current["LastModified"].timestamp(), current.get("Metadata", {}).get("source-etag"), entry):
             return SKIP
         replaces = normalize_etag(current["ETag"]) if current else None
     try:
-        s3io.download(s3, entry.bucket, entry.key, dest)
-    except (ClientError, BotoCoreError) as exc:
+        source_etag = _download(s3, entry, dest)
+    except ClientError as exc:
+        if s3io.is_missing_key(exc):
+            raise ItemFailed(ErrorKind.GONE, "the PDF was deleted after the listing") from None
         raise ItemFailed(ErrorKind.S3_ERROR, f"reading the PDF: {exc}") from None
-    return replaces
+    except BotoCoreError as exc:
+        raise ItemFailed(ErrorKind.S3_ERROR, f"reading the PDF: {exc}") from None
+    state.fetched(entry, source_etag)
+    return _Fetched(replaces, source_etag)
+
+
+def _download(s3: S3Client, entry: ManifestEntry, dest: Path) -> str:
+    """GET the listed version (If-Match its ETag); the ETag of what was read. A PDF replaced since the
+    listing is read as it is now: its Markdown then names the version it was made from."""
+    if entry.etag:
+        try:
+            return s3io.download(s3, entry.bucket, entry.key, dest, if_match=entry.etag)
+        except ClientError as exc:
+            if not s3io.is_precondition_failed(exc):
+                raise
+        log.info("%s: replaced since the listing; converting the current version", entry.key)
+    return s3io.download(s3, entry.bucket, entry.key, dest)
+
+
+def _source_changed(s3: S3Client, entry: ManifestEntry, converted_etag: str) -> bool:
+    """After an output of `entry` is written: whether the PDF was replaced while it converted (one HEAD).
+
+    Checked after the write, so that a replacement after this check is newer than the output, which every
+    later plan then sees as stale. A PDF deleted meanwhile has not changed: its output stays, as any other."""
+    try:
+        now = s3io.head(s3, entry.bucket, entry.key)
+    except (ClientError, BotoCoreError) as exc:
+        log.warning("%s: could not check that the PDF is unchanged: %s", entry.key, exc)
+        return False
+    return now is not None and normalize_etag(now["ETag"]) != converted_etag
+
+
+SOURCE_CHANGED_MESSAGE = "the PDF was replaced while it converted"
+
+
+def _other_owner(output: HeadObjectOutputTypeDef, entry: ManifestEntry) -> str:
+    """The PDF that an existing output was made from, when it is another than `entry`'s ('' otherwise)."""
+    owner = output_owner(output.get("Metadata", {}))
+    return owner if owner and owner != entry.uri else ""
+
+
+def _collision_message(owner: str) -> str:
+    return f"its Markdown belongs to {owner}, converted first"
 
 
 def _fail(s3: S3Client, settings: JobSettings, state: ShardWork, entry: ManifestEntry, error_class: str, message: str) -> None:
-    """A PDF the pipeline settled as failed; a permanent failure also leaves its marker beside the outputs."""
-    record = state.fail(entry, error_class, message)
-    if not record.retryable:
-        _mark_failed(s3, settings, state, record)
+    """A PDF the pipeline settled as failed; a permanent failure also leaves its marker beside the outputs
+    (unless the PDF was replaced meanwhile: that failure was of a version that is gone, worth another try)."""
+    record = state.record(entry, error_class, message)
+    if not leaves_marker(record.error_class) or _mark_failed(s3, settings, state, entry, record):
+        state.add_failure(record)
+    else:
+        state.fail(entry, ErrorKind.SOURCE_CHANGED, SOURCE_CHANGED_MESSAGE)
 
 
-def _mark_failed(s3: S3Client, settings: JobSettings, state: ShardWork, record: FailureRecord) -> None:
-    """A permanent failure leaves a marker beside the outputs, so later plans skip this version."""
+def _mark_failed(s3: S3Client, settings: JobSettings, state: ShardWork, entry: ManifestEntry, record: FailureRecord) -> bool:
+    """A permanent failure leaves a marker beside the outputs, so later plans skip this version; False (and
+    no marker) when the PDF was replaced since it was read."""
     output = S3Uri.parse(settings.output_uri)
+    key = failure_marker_key(output, record.rel)
     try:
-        s3io.put_json(s3, output.bucket, failure_marker_key(output, record.rel), record)
+        s3io.put_json(s3, output.bucket, key, record)
+        if (etag := state.fetched_etag(entry)) is not None and _source_changed(s3, entry, etag):
+            s3io.delete(s3, output.bucket, key)
+            return False
     except (ClientError, BotoCoreError) as exc:
         log.warning("%s: failure marker not written: %s", record.key, exc)
+    return True
 
 
 def _publish(s3: S3Client, settings: JobSettings, state: ShardWork, entry: ManifestEntry,
-             replaces: str | None, conversion: Conversion) -> None:
+             fetched: _Fetched, conversion: Conversion) -> None:
     """Write the Markdown once: create it, or replace the stale one (ETag `replaces`) only if nobody else did first."""
     output = S3Uri.parse(settings.output_uri)
     key = output_key(output, entry.rel)
     meta = OutputMeta(
         source_uri=entry.uri,
-        source_etag=entry.etag,
+        source_etag=fetched.source_etag,
         output_uri=f"s3://{output.bucket}/{key}",
         converter_version=CONVERTER_VERSION,
         backend=conversion.backend,
@@ -310,13 +400,17 @@ def _publish(s3: S3Client, settings: JobSettings, state: ShardWork, entry: Manif
     write_id = uuid.uuid4().hex
     metadata = {**meta.to_s3_metadata(), WRITE_ID_META: write_id}
     try:
-        won = s3io.put_conditional(s3, output.bucket, key, body, if_match=replaces, metadata=metadata, content_type=MARKDOWN_CONTENT_TYPE)
+        won = s3io.put_conditional(s3, output.bucket, key, body, if_match=fetched.replaces, metadata=metadata,
+                                   content_type=MARKDOWN_CONTENT_TYPE)
         if not won:
             current = s3io.head(s3, output.bucket, key)
             if current and current.get("Metadata", {}).get(WRITE_ID_META) == write_id:
                 log.info("%s: written (a retried PUT whose first response was lost)", entry.key)
                 won = True
-            elif current and normalize_etag(current.get("Metadata", {}).get("source-etag", "")) == normalize_etag(entry.etag):
+            elif current and (owner := _other_owner(current, entry)):
+                state.fail(entry, ErrorKind.KEY_COLLISION, _collision_message(owner))
+                return
+            elif current and normalize_etag(current.get("Metadata", {}).get("source-etag", "")) == fetched.source_etag:
                 log.info("%s: another attempt wrote it first", entry.key)
                 state.skip()
                 return
@@ -331,7 +425,20 @@ def _publish(s3: S3Client, settings: JobSettings, state: ShardWork, entry: Manif
     if not won:
         state.skip()
         return
+    if _source_changed(s3, entry, fetched.source_etag):
+        _withdraw(s3, output.bucket, key, entry)
+        state.fail(entry, ErrorKind.SOURCE_CHANGED, SOURCE_CHANGED_MESSAGE)
+        return
     state.add_converted(meta, conversion.pages)
+
+
+def _withdraw(s3: S3Client, bucket: str, key: str, entry: ManifestEntry) -> None:
+    """Delete the Markdown just written of a version that is no longer the PDF: left there, it would be newer
+    than the new version, and every later plan would take it for up to date."""
+    try:
+        s3io.delete(s3, bucket, key)
+    except (ClientError, BotoCoreError) as exc:
+        log.warning("%s: stale Markdown %s not deleted: %s", entry.key, key, exc)
 
 
 def _write_records(s3: S3Client, layout: RunLayout, state: ShardWork) -> None:
@@ -367,13 +474,22 @@ class _ProgressWriter:
         return progress.publish(self._s3, self._layout, self._state.progress(state))
 
 
+def _bad_environment(env: dict[str, str], message: str) -> int:
+    """Record a fault of the environment for the shard, when the variables naming the shard are sound."""
+    try:
+        settings = JobSettings.from_env({name: env[name] for name in SHARD_ENV_NAMES if name in env})
+    except ValueError:
+        return EXIT_SHARD_FAULT  # not even its shard is known: reduce finds it silent, and reruns it
+    return config_fault(s3io.client(), settings, message)
+
+
 def main(env: dict[str, str]) -> int:
     """Read the job's environment, install the SIGTERM handler, run the shard."""
     try:
         settings = JobSettings.from_env(env)
     except ValueError as exc:
         log.error("bad job environment: %s", exc)
-        return EXIT_SHARD_FAULT
+        return _bad_environment(env, f"bad job environment: {exc}")
     stop = StopFlag()
     signal.signal(signal.SIGTERM, stop.set)
     signal.signal(signal.SIGINT, stop.set)

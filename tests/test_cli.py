@@ -146,3 +146,19 @@ def test_outputs_get_the_umasks_mode_and_skip_existing_skips_what_is_up_to_date(
     assert [c["source"] for c in report["converted"]] == [str(src / "crazyones.pdf")]
     assert [s["source"] for s in report["skipped"]] == [str(src / "table_mislabeled_as_picture.pdf")]
     assert report["summary"]["skipped"] == 1 and stale.stat().st_mtime > 1_000_000
+
+
+def test_convert_of_pdfs_that_share_an_output_keeps_the_first_and_records_the_others(tmp_path: Path) -> None:
+    body = (SAMPLES / "crazyones.pdf").read_bytes()
+    (tmp_path / "in2").mkdir()
+    for name in ("a.pdf", "a.PDF", "in2/a.pdf"):
+        (tmp_path / name).write_bytes(body if name == "a.pdf" else (SAMPLES / "code_and_formula.pdf").read_bytes())
+    out = tmp_path / "out"
+    result = _pdf2md("convert", "a.pdf", "a.PDF", "in2/a.pdf", "-o", str(out), "--backend", "text",
+                     "--report", str(tmp_path / "r.json"), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert [p.name for p in out.rglob("*.md")] == ["a.md"] and "crazy ones" in (out / "a.md").read_text()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["summary"]["converted"] == 1 and report["summary"]["failed"] == 2
+    assert [(f["source"], f["error_class"]) for f in report["failed"]] == [("a.PDF", "key-collision"), ("in2/a.pdf", "key-collision")]
+    assert "a.pdf" in report["failed"][0]["message"], "the message names the PDF that keeps the output"

@@ -300,3 +300,13 @@ def test_task_ids_are_the_names_the_tasks_pull_by() -> None:
     rounds |= {round_task_id(r, TaskId.CHECK_SPEND) for r in range(1, MAX_RERUN_ROUNDS + 1)}
     for dag_id, first in (("pdf2md_backfill", TaskId.PLAN), ("pdf2md_s3_events", TaskId.COLLECT_EVENTS)):
         assert set(_dag(dag_id).task_ids) == {first, TaskId.CHECK_BUDGET, TaskId.REPORT} | rounds
+
+
+def test_a_passwords_object_that_cannot_be_read_fails_the_plan_before_anything_is_written(s3: Any, bucket: str, batch: Any) -> None:
+    s3.put_object(Bucket=bucket, Key="in/a.pdf", Body=b"%PDF-1.4 tiny")
+    before = len(batch.list_jobs(jobQueue="pdf2md-spot", filters=[{"name": "JOB_NAME", "values": ["pdf2md-*"]}])["jobSummaryList"])
+    state, tasks = _run("pdf2md_backfill", _conf(bucket, passwords_uri=f"s3://{bucket}/secrets/missing.json"))
+    assert state == "failed" and tasks["plan"] == "failed"
+    assert list(s3io.iter_objects(s3, S3Uri(bucket, "runs/"))) == []
+    after = len(batch.list_jobs(jobQueue="pdf2md-spot", filters=[{"name": "JOB_NAME", "values": ["pdf2md-*"]}])["jobSummaryList"])
+    assert after == before, "nothing was submitted"

@@ -115,3 +115,19 @@ def test_format_report() -> None:
                         "as a permanent failure")
     assert lines[2] == "  failed   key-collision: 1"
     assert lines[4] == "  cost     1.0000 instance-hours × $0.5000/h = $0.5000 (budget $10.00)"
+
+
+def _strict(text: str) -> Any:
+    """JSON as the standard has it: no NaN or Infinity (json.loads takes them by default, other readers refuse)."""
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_the_report_is_strict_json_even_when_a_figure_is_not_a_number() -> None:
+    state = _state(price_per_hour_usd=float("nan"), budget_usd=float("inf"))
+    report = build_report(state, [RoundSummary(round=0, planned=5, converted=5, pages=10)], 3600.0, float("nan"), [], now=2000.0)
+    data = _strict(report.to_json())
+    assert data["price_per_hour_usd"] is None and data["estimated_cost_usd"] is None and data["budget_usd"] is None
+    assert data["pages"] == 10 and data["gpu_hours"] == 1.0

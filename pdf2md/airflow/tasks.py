@@ -33,7 +33,7 @@ from pdf2md.events import entries_from_messages
 from pdf2md.plan import drop_collisions, plan_round, record_collisions, write_manifest
 from pdf2md.reduce import failures_of_run, reduce_round
 from pdf2md.report import STOPPED, build_report, format_report, halted_report, settle
-from pdf2md.run_state import OrderKey, RunConfig, RunState, round_order
+from pdf2md.run_state import OrderKey, RunConfig, RunState, preflight, round_order
 from pdf2md.s3 import RETRY_CONFIG
 
 if TYPE_CHECKING:
@@ -73,10 +73,14 @@ def halt(state: RunState, status: RunStatus, message: str) -> None:
 
 
 def _config(context: Context) -> RunConfig:
+    """The run's settings, and what the children would otherwise find wrong only at their start
+    (run_state.preflight): a failed first task, before anything is written."""
     try:
-        return RunConfig.from_params(context["run_id"], dict(context["params"]))
+        config = RunConfig.from_params(context["run_id"], dict(context["params"]))
+        preflight(s3_client(config), config)
     except ValueError as exc:
         raise AirflowFailException(str(exc)) from None
+    return config
 
 
 @task(task_id=TaskId.PLAN)

@@ -184,12 +184,14 @@ def _requests_of_one_shard(s3: Any, bucket: str, n: int, run_id: str, attempts: 
     return seen
 
 
-def test_a_worker_makes_two_requests_per_pdf_plus_a_shard_constant(s3: Any, bucket: str) -> None:
+def test_a_worker_makes_three_requests_per_pdf_plus_a_shard_constant(s3: Any, bucket: str) -> None:
     (small,) = _requests_of_one_shard(s3, bucket, 6, "small")
     (large,) = _requests_of_one_shard(s3, bucket, 18, "large")
-    assert len(large) - len(small) == 2 * (18 - 6) // 2, "two shards: this child holds half the PDFs"
+    assert len(large) - len(small) == 3 * (18 - 6) // 2, "two shards: this child holds half the PDFs"
     per_pdf = Counter(k for k in large if k[1] != "shard")
-    assert per_pdf == {("GetObject", "pdf"): 9, ("PutObject", "markdown"): 9}
+    # Its GET (pinned to the listed ETag), its Markdown, and one HEAD of the PDF after the write (was it
+    # replaced while it converted?).
+    assert per_pdf == {("GetObject", "pdf"): 9, ("PutObject", "markdown"): 9, ("HeadObject", "pdf"): 9}
     shard = Counter(k for k in large if k[1] == "shard")
     assert shard == Counter(k for k in small if k[1] == "shard")
     assert "ListObjectsV2" not in {op for op, _ in large}, "no child lists anything"
@@ -202,6 +204,7 @@ def test_a_worker_makes_two_requests_per_pdf_plus_a_shard_constant(s3: Any, buck
 
 def test_a_retried_attempt_checks_each_output_once_and_converts_nothing_twice(s3: Any, bucket: str) -> None:
     first, retry = _requests_of_one_shard(s3, bucket, 8, "retry", attempts=2)
-    assert Counter(k for k in first if k[1] != "shard") == {("GetObject", "pdf"): 4, ("PutObject", "markdown"): 4}
+    assert Counter(k for k in first if k[1] != "shard") == {("GetObject", "pdf"): 4, ("PutObject", "markdown"): 4,
+                                                            ("HeadObject", "pdf"): 4}
     assert Counter(k for k in retry if k[1] != "shard") == {("HeadObject", "markdown"): 4}, "finished PDFs cost one HEAD"
     assert len([k for k in retry if k[1] == "shard"]) <= 9
