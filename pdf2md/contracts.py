@@ -311,6 +311,7 @@ class ErrorKind(StrEnum):
     INTERRUPTED = "interrupted"
     S3_ERROR = "s3-error"
     BACKEND_UNAVAILABLE = "backend-unavailable"
+    WRONG_GENERATION = "wrong-generation"
 
 
 class ShardState(StrEnum):
@@ -521,6 +522,7 @@ ERROR_CLASSES: dict[str, ErrorClass] = {
         ErrorClass(ErrorKind.INTERRUPTED, True, "the shard was stopped (Spot reclaim) before this PDF finished"),
         ErrorClass(ErrorKind.S3_ERROR, True, "S3 kept failing for this PDF after botocore's retries"),
         ErrorClass(ErrorKind.BACKEND_UNAVAILABLE, True, "the model backend could not start on this host"),
+        ErrorClass(ErrorKind.WRONG_GENERATION, True, "Dolphin's layout answers are in another generation's format: the shard stopped (set PDF2MD_DOLPHIN_GENERATION)"),
     )
 }
 """Keyed by ErrorKind (a str: plain names look up the same entries)."""

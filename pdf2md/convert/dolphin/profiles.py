@@ -53,6 +53,8 @@ class Profile:
     """What a page whose layout is unusable is read as (the whole page, with the text prompt)."""
     half_precision: str
     """CUDA precision: 'fp16' (as upstream runs 1.x) or 'bf16' (v2; fp16 with an fp32 rerun where bf16 is not native)."""
+    latex: str = "1.5"
+    """Whose LaTeX clean-ups the Markdown gets (latex.LATEX_RULES): '1.0' or '1.5' (1.5's table, which v2 keeps)."""
 
 
 _TEXT_ONLY = {"text": PROMPTS["text"], "table": PROMPTS["table"], "formula": PROMPTS["text"], "code": PROMPTS["text"]}
@@ -65,6 +67,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
         "1.0": Profile(
             "1.0", "fraction", "label-after", distorted_page=False, edge_adjustment=True, trim_previous=True,
             repetition_penalty=1.1, prompts=MappingProxyType(_TEXT_ONLY), fallback_label="para", half_precision="fp16",
+            latex="1.0",
         ),
         # The 1.5 line (demo_page.py 05f0df1): no repetition penalty, 'equ'/'code' prompts, coordinates
         # on the 896 square (process_coordinates: round(c / 896 * side), +1 on x2/y2), no edge adjustment.
