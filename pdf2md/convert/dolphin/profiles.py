@@ -61,15 +61,15 @@ _TEXT_ONLY = {"text": PROMPTS["text"], "table": PROMPTS["table"], "formula": PRO
 
 PROFILES: Mapping[str, Profile] = MappingProxyType(
     {
-        # bytedance/Dolphin 8ac1495: demo_page_hf.py (repetition_penalty=1.1; 'tab' table prompt, every
-        # other label the text prompt) and utils/utils.py (parse_layout_string, process_coordinates,
+        # bytedance/Dolphin 4c09bb3 demo_page_hf.py (repetition_penalty=1.1; 'tab' table prompt, every
+        # other label the text prompt) and 6043b32 utils/utils.py (parse_layout_string, process_coordinates,
         # adjust_box_edges).
         "1.0": Profile(
             "1.0", "fraction", "label-after", distorted_page=False, edge_adjustment=True, trim_previous=True,
             repetition_penalty=1.1, prompts=MappingProxyType(_TEXT_ONLY), fallback_label="para", half_precision="fp16",
             latex="1.0",
         ),
-        # The 1.5 line (demo_page.py 05f0df1): no repetition penalty, 'equ'/'code' prompts, coordinates
+        # 1.5 (05f0df1 demo_page.py and utils/utils.py): no repetition penalty, 'equ'/'code' prompts, coordinates
         # on the 896 square (process_coordinates: round(c / 896 * side), +1 on x2/y2), no edge adjustment.
         "1.5": Profile(
             "1.5", "square", "bracketed", distorted_page=False, edge_adjustment=False, trim_previous=True,
