@@ -353,6 +353,7 @@ class ErrorKind(StrEnum):
     SOURCE_CHANGED = "source-changed"
     S3_ERROR = "s3-error"
     BACKEND_UNAVAILABLE = "backend-unavailable"
+    WRONG_GENERATION = "wrong-generation"
 
 
 class ShardState(StrEnum):
@@ -575,6 +576,7 @@ ERROR_CLASSES: dict[str, ErrorClass] = {
         ErrorClass(ErrorKind.SOURCE_CHANGED, True, "the PDF was replaced while it converted: the next round converts the new version"),
         ErrorClass(ErrorKind.S3_ERROR, True, "S3 kept failing for this PDF after botocore's retries"),
         ErrorClass(ErrorKind.BACKEND_UNAVAILABLE, True, "the model backend could not start on this host"),
+        ErrorClass(ErrorKind.WRONG_GENERATION, True, "Dolphin's layout answers are in another generation's format: the shard stopped (set PDF2MD_DOLPHIN_GENERATION)"),
     )
 }
 """Keyed by ErrorKind (a str: plain names look up the same entries)."""

@@ -45,6 +45,7 @@ from typing import Any
 
 import pypdfium2 as pdfium
 
+from pdf2md.contracts import ErrorKind
 from pdf2md.convert import Conversion, ConversionError, ConvertOptions
 from pdf2md.convert.backends import BackendUnavailable, PageOutput, load_backend
 from pdf2md.convert.document import open_pdf
@@ -340,6 +341,8 @@ class GpuFeeder:
         self.memory_mb = memory_mb
         self.factory = factory
         self.restarts = 0
+        self.fault: ConversionError | None = None
+        """Set by the first PDF failed `wrong-generation` (dolphin/guard.py): a configuration fault the shard stops on."""
         self._closed = False
         self._process: _FeederProcess | None = None
         self._lock = threading.Lock()
@@ -366,7 +369,10 @@ class GpuFeeder:
                     raise ConversionError("interrupted", "the shard was stopped while the GPU read this PDF's pages")
             if waiter.died is None:
                 if waiter.error is not None:
-                    raise ConversionError(*waiter.error)
+                    error = ConversionError(*waiter.error)
+                    if error.error_class == ErrorKind.WRONG_GENERATION and self.fault is None:
+                        self.fault = error
+                    raise error
                 assert waiter.pages is not None
                 return waiter.pages
             if waiter.died.error_class == "interrupted":

@@ -52,7 +52,7 @@ from pdf2md.contracts import (
     shard_of,
     whole_manifest_key,
 )
-from pdf2md.convert import Conversion, ConvertOptions
+from pdf2md.convert import Conversion, ConversionError, ConvertOptions
 from pdf2md.convert.pipeline import model_backend_for
 from pdf2md.gpu_feeder import FeederPool, feeder_memory_mb
 from pdf2md.isolation import ConverterPool
@@ -186,15 +186,16 @@ def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None
         io: ShardIO[ManifestEntry] = ShardIO(
             fetch=lambda entry, dest: _fetch(s3, settings, state, entry, recheck or entry.attempt > 1, dest),
             publish=lambda entry, fetched, conversion: _publish(s3, settings, state, entry, fetched, conversion),
-            fail=lambda entry, error_class, message: _fail(s3, settings, state, entry, error_class, message),
+            fail=lambda entry, error_class, message: _fail(s3, settings, state, entry, *_faulted(pool, stop, error_class, message)),
             skip=lambda entry: state.skip(),
             size_of=lambda entry: entry.size,
             progress=reporter.maybe_write,
         )
         starting.result()
         with tempfile.TemporaryDirectory(prefix="pdf2md-") as tmp:
-            ShardPipeline(state.entries, io, pool.converters, Path(tmp), stop).run()
-    final = ShardState.INTERRUPTED if stop() else ShardState.DONE
+            ShardPipeline(state.entries, io, pool.converters, Path(tmp), lambda: stop() or _config_fault(pool) is not None).run()
+    fault = None if stop() else _config_fault(pool)
+    final = ShardState.INTERRUPTED if stop() else ShardState.FAILED if fault else ShardState.DONE
     try:
         _write_records(s3, layout, state)
         reporter.write(final)
@@ -203,7 +204,24 @@ def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None
         return EXIT_SHARD_FAULT
     log.info("shard %d %s: %d converted, %d skipped, %d failed, %d pages in %.1f s", settings.array_index, final,
              len(state.converted), state.skipped, len(state.failures), state.pages, time.time() - state.started_at)
+    if fault is not None:
+        log.error("shard %d stopped on a configuration fault (its PDFs stay retryable): %s", settings.array_index, fault.message)
+        return EXIT_SHARD_FAULT
     return EXIT_INTERRUPTED if stop() else EXIT_DONE
+
+
+def _config_fault(pool: ConverterPool | FeederPool) -> ConversionError | None:
+    """A fault of the shard's set-up its converters found (the Dolphin generation read wrong): the shard stops."""
+    feeder = getattr(pool, "feeder", None)  # a FeederPool's GPU feeder (ConverterPools have none)
+    return None if feeder is None else feeder.fault
+
+
+def _faulted(pool: ConverterPool | FeederPool, stop: StopFlag, error_class: str, message: str) -> tuple[str, str]:
+    """A PDF cut by a stop on a configuration fault carries the fault (retryable), not `interrupted`."""
+    fault = _config_fault(pool)
+    if fault is not None and not stop() and error_class == ErrorKind.INTERRUPTED:
+        return fault.error_class, fault.message
+    return error_class, message
 
 
 def _pool(settings: JobSettings, options: ConvertOptions, model: str, feeder_mb: int) -> ConverterPool | FeederPool:

@@ -95,3 +95,37 @@ def calls(log_path: Path) -> list[dict[str, Any]]:
     for row in rows:
         row["colours"] = [tuple(c) for c in row["colours"]]
     return rows
+
+
+class OtherGenerationLayouts:
+    """The real engine whose layout answers are recorded ones in the other generation's format: a 1.5
+    checkpoint whose tokenizer did not tell it apart from 1.0 (or the reverse)."""
+
+    def __init__(self, real: Any, answer: str) -> None:
+        self.real = real
+        self.profile = real.profile
+        self.answer = answer
+
+    def frame(self, page: Image.Image) -> Any:
+        return self.real.frame(page)
+
+    def generate(self, images: Sequence[Image.Image], prompt: str) -> list[str | None]:
+        from pdf2md.convert.dolphin.prompts import LAYOUT_PROMPT
+
+        if prompt == LAYOUT_PROMPT:
+            return [self.answer] * len(images)
+        answers: list[str | None] = self.real.generate(images, prompt)
+        return answers
+
+
+def other_generation_backend(model: str) -> Any:
+    """feeder's BackendFactory: the Dolphin of PDF2MD_MODEL_DIR answering its layouts in the other generation's
+    format (recorded answers from tests/dolphin/fixtures)."""
+    from pdf2md.convert.dolphin.backend import DolphinBackend, load_engine
+    from pdf2md.convert.dolphin.model_dir import resolve_model_dir
+
+    assert model == "dolphin"
+    real = load_engine(resolve_model_dir(os.environ))
+    other = "layout_1_5.txt" if real.profile.name == "1.0" else "layout_1_0.txt"
+    answer = (Path(__file__).parent / "fixtures" / other).read_text()
+    return DolphinBackend(engine=OtherGenerationLayouts(real, answer), max_batch=8)

@@ -53,10 +53,37 @@ def test_frame_grid_is_the_grid_the_processor_feeds_the_model(engine: DolphinV2M
     assert geometry.grid == (grid[2] * patch, grid[1] * patch)
 
 
-@pytest.mark.parametrize("size", [(4, 900), (900, 4), (1, 1), (3000, 2000), (10, 1500)])
-def test_any_crop_is_fitted_to_what_the_processor_accepts(size: tuple[int, int]) -> None:
-    fitted = fit(Image.new("RGB", size, "white"))
-    assert 28 <= min(fitted.size) and max(fitted.size) <= 1600 and max(fitted.size) / min(fitted.size) <= 150
+def upstream_resize_img(size: tuple[int, int]) -> tuple[int, int]:
+    """bytedance/Dolphin 5270fee utils/utils.py `resize_img`, on sizes: the long side shrunk to 1600, then the
+    short side grown to 28 (the long side then uncapped)."""
+    width, height = size
+    if max(width, height) < 1600 and min(width, height) >= 28:
+        return size
+    if max(width, height) > 1600:
+        width, height = (1600, int(height * (1600 / width))) if width > height else (int(width * (1600 / height)), 1600)
+    if min(width, height) < 28:
+        width, height = (28, int(height * (28 / width))) if width < height else (int(width * (28 / height)), 28)
+    return width, height
+
+
+@pytest.mark.parametrize("size", [(10, 800), (800, 10), (1, 1), (3000, 2000), (10, 1500), (892, 5), (1600, 1600), (2400, 12)])
+def test_crops_are_resized_as_upstream_resizes_them(size: tuple[int, int]) -> None:
+    assert fit(Image.new("RGB", size, "white")).size == upstream_resize_img(size)
+
+
+@pytest.mark.parametrize("size", [(4, 900), (900, 4), (896, 4)])
+def test_crops_thinner_than_the_processor_accepts_are_padded_not_refused(size: tuple[int, int]) -> None:
+    """Upstream's resize makes a 900 x 4 crop 6300 x 28, which Qwen's processor refuses (ratio over 200): upstream
+    loses the document. Here the resized crop is padded with white to the ratio, its pixels untouched."""
+    crop = Image.new("RGB", size, "white")
+    crop.paste((0, 0, 0), (0, 0, size[0] // 2, size[1] // 2))
+    resized = crop.resize(upstream_resize_img(size))
+    fitted = fit(crop)
+    assert max(resized.size) / min(resized.size) > 200 >= max(fitted.size) / min(fitted.size)
+    assert max(fitted.size) == max(resized.size) and min(fitted.size) == -(-max(resized.size) // 200)
+    box = ((fitted.width - resized.width) // 2, (fitted.height - resized.height) // 2)  # centred, as ImageOps.pad puts it
+    inner = fitted.crop((box[0], box[1], box[0] + resized.width, box[1] + resized.height))
+    assert inner.tobytes() == resized.tobytes()  # the text survives as upstream resized it
 
 
 def test_a_hairline_crop_is_read_not_refused(engine: DolphinV2Model) -> None:

@@ -76,7 +76,8 @@ def test_answers_are_forced_to_their_recorded_length(which: str, tiny_15_model_d
     script = Script()
     from pdf2md.convert.dolphin.render import RenderedPage
 
-    assert script.add_page(RenderedPage(0, page, geometry, 0.0), ELEMENTS, (612, 792), engine.profile) == len(ELEMENTS)
+    rendered = RenderedPage(0, page, geometry, 0.0)
+    assert script.add_page(rendered, ELEMENTS, (612, 792), engine.profile) == len(ELEMENTS)
     scripted = ScriptedEngine(engine, script, max_tokens=16)  # the tiny 1.5 decoder has 64 positions, prompt included
     seen: list[int] = []
     generate = scripted._generate
@@ -89,8 +90,9 @@ def test_answers_are_forced_to_their_recorded_length(which: str, tiny_15_model_d
         return out
 
     scripted._generate = spy
-    layout = scripted.generate([page], LAYOUT_PROMPT)
-    assert layout == [script.answer(page, LAYOUT_PROMPT).text] and seen == [min(16, script.answer(page, LAYOUT_PROMPT).tokens)]
+    layout = scripted.generate([rendered.layout_image], LAYOUT_PROMPT)  # the layout stage reads the page, not the square
+    recorded = script.answer(rendered.layout_image, LAYOUT_PROMPT)
+    assert layout == [recorded.text] and seen == [min(16, recorded.tokens)]
     crop = page.crop(parse_layout(layout[0] or "", geometry, engine.profile, page)[1].box)
     seen.clear()
     assert scripted.generate([crop, crop], PROMPTS["text"]) == [ELEMENTS[1].text] * 2

@@ -1,11 +1,11 @@
 """Golden tests of the stage-1 parser, one per generation: recorded answers -> the elements upstream would crop.
 
 Each expected list was worked out by hand from upstream's own functions, not from this parser:
-- 1.0: bytedance/Dolphin 8ac1495 utils/utils.py `parse_layout_string` (`[x1,y1,x2,y2] label`),
+- 1.0: bytedance/Dolphin 6043b32 utils/utils.py `parse_layout_string` (`[x1,y1,x2,y2] label`),
   `process_coordinates` (int(c * side), clamped per box, a box overlapping the previous one starts at its
-  bottom, at least 1 px) and `adjust_box_edges`; demo_page_hf.py `process_elements` (crops > 3 px are read,
+  bottom, at least 1 px) and `adjust_box_edges`; 4c09bb3 demo_page_hf.py `process_elements` (crops > 3 px are read,
   reading_order counts every parsed entry).
-- 1.5: the 1.5 line's utils/utils.py `parse_layout_string` (split on [PAIR_SEP] / [RELATION_SEP], the label
+- 1.5: 05f0df1 utils/utils.py `parse_layout_string` (split on [PAIR_SEP] / [RELATION_SEP], the label
   is the first `][...]`) and `process_coordinates` (round(c / 896 * side), x2/y2 + 1, same overlap rule);
   demo_page.py 05f0df1 `process_elements`.
 - v2: demo_page.py 762eb48 `process_elements` (an answer not starting with '[' and ending with ']' is read as

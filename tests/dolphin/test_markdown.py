@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pdf2md.convert.dolphin.markdown import WRITERS, ReadElement, page_markdown
+from pdf2md.convert.dolphin.profiles import PROFILES
 from pdf2md.convert.dolphin.tables import table_markdown
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -70,3 +71,42 @@ def test_empty_answers_write_nothing() -> None:
 def test_unknown_labels_are_paragraphs_and_headings_are_one_line() -> None:
     elements = [ReadElement("sub_sub_sec", "4.1.2 Deep\nheading", 0), ReadElement("mystery", "# not a heading", 1)]
     assert page_markdown(elements, 0) == "#### 4.1.2 Deep heading\n\n\\# not a heading"
+
+
+def test_1_0_algorithms_and_formulas_are_written_as_upstream_1_0_writes_them() -> None:
+    """bytedance/Dolphin 6043b32 utils/markdown_utils.py: `alg` -> `_handle_algorithm` (environments and
+    \\label dropped, the caption in bold above a code block), `formula` -> `_handle_formula` (display math)."""
+    algorithm = "\\begin{algorithm}\n\\caption{Greedy decoding}\n\\label{alg:greedy}\n\\begin{algorithmic}\nwhile not done:\n  step()\n\\end{algorithmic}\n\\end{algorithm}"
+    elements = [ReadElement("alg", algorithm, 0), ReadElement("formula", "E = mc^2", 1)]
+    assert page_markdown(elements, 0) == "**Greedy decoding**\n\n```\nwhile not done:\n  step()\n```\n\n$$\nE = mc^2\n$$"
+
+
+def test_references_keep_their_text_and_furniture_is_not_written() -> None:
+    """Upstream 1.0 drops `reference` boxes (a deliberate difference: a bibliography is content); header,
+    footer and watermark boxes are not read at all (upstream writes them as paragraphs)."""
+    elements = [ReadElement("header", "Journal of Things", 0), ReadElement("reference", "[1] A. Author. A paper. 2020.", 1), ReadElement("foot", "7", 2)]
+    assert page_markdown(elements, 0) == "[1] A. Author. A paper. 2020."
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("a \\upmu m wire", "a \\mu m wire"),
+        ("$\\bm{x} \\in \\varmathbb{R}$", "$\\mathbf{x} \\in \\mathbb{R}$"),
+        ("$x \\to \\in fty$", "$x \\to \\infty$"),
+        ("$a = b \\eqno (1)$", "$a = b \\quad (1)$"),
+        ("$a \\bmod b, \\cdots, a \\pmod{p}, \\leqslant$", "$a \\bmod b, \\cdots, a \\pmod{p}, \\leqslant$"),
+    ],
+)
+def test_1_5_and_v2_latex_clean_ups_rename_whole_commands_only(written: str, expected: str) -> None:
+    """bytedance/Dolphin 05f0df1 / 5270fee utils/markdown_utils.py `replace_dict`; a plain str.replace would
+    turn \\bmod into \\mathbf od, \\cdots into \\cdot s and \\pmod into \\pm od."""
+    assert page_markdown([ReadElement("para", written, 0)], 0, latex=PROFILES["v2"].latex) == expected
+    assert page_markdown([ReadElement("para", written, 0)], 0, latex=PROFILES["1.5"].latex) == expected
+
+
+def test_1_0_latex_clean_ups_and_where_they_apply() -> None:
+    """1.0's `_post_process`: \\eqno{(n)} -> \\tag{n}, `_ {` -> `_{`; never inside code or tables."""
+    elements = [ReadElement("formula", "x_ {i} = 1 \\eqno{(3)}", 0), ReadElement("alg", "x_ {i} = 1", 1)]
+    assert page_markdown(elements, 0, latex=PROFILES["1.0"].latex) == "$$\nx_{i} = 1 \\tag{3}\n$$\n\n```\nx_ {i} = 1\n```"
+    assert page_markdown([ReadElement("para", "a \\upmu m", 0)], 0, latex=PROFILES["1.0"].latex) == "a \\upmu m"  # not 1.0's

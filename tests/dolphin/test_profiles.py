@@ -78,3 +78,11 @@ def test_the_engine_decodes_with_its_profiles_penalty(
     monkeypatch.setattr(engine.model, "generate", spy)
     engine.generate([Image.new("RGB", (64, 32), "white")], PROMPTS["text"])
     assert seen["repetition_penalty"] == penalty
+
+
+def test_the_readmes_difference_table_is_the_rendering_of_the_differences() -> None:
+    from pdf2md.convert.dolphin.differences import difference_table
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start, end = "<!-- dolphin-differences:start -->\n", "\n<!-- dolphin-differences:end -->"
+    assert readme[readme.index(start) + len(start):readme.index(end)] == difference_table()

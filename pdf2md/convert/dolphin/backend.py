@@ -15,6 +15,7 @@ import pypdfium2 as pdfium
 
 from pdf2md.convert.backends import BackendUnavailable, PageOutput, import_target
 from pdf2md.convert.dolphin.batching import MAX_BATCH, AdaptiveBatcher, initial_batch_size
+from pdf2md.convert.dolphin.guard import GenerationGuard
 from pdf2md.convert.dolphin.markdown import FIGURE_MODES
 from pdf2md.convert.dolphin.model_dir import resolve_model_dir
 from pdf2md.convert.dolphin.profiles import profile_for
@@ -75,6 +76,8 @@ class DolphinBackend:
             after_oom=generation.release_cached_memory,
         )
         self._gpu = generation  # memory probes; imported here so that importing this module needs no torch
+        self.guard = GenerationGuard()
+        """One count of wrong-generation pages across every PDF this backend reads (guard.py)."""
         log.info("Dolphin backend ready: element batch %d, figures %s", self.batcher.size, self.figures)
 
     def convert_pages(self, doc: pdfium.PdfDocument, pages: Sequence[int]) -> dict[int, PageOutput]:
@@ -88,7 +91,9 @@ class DolphinBackend:
 
     def scheduler(self) -> PageScheduler:
         """A scheduler on this backend's model and batch size, for pages of many documents at once (a GPU worker)."""
-        return PageScheduler(self.engine, self.batcher, figures=self.figures, pages_per_round=self.pages_per_round, probes=self._gpu)
+        return PageScheduler(
+            self.engine, self.batcher, figures=self.figures, pages_per_round=self.pages_per_round, probes=self._gpu, guard=self.guard
+        )
 
     def render(self, doc: pdfium.PdfDocument, pages: Sequence[int]) -> Iterator[RenderedPage]:
         """The pages as this model sees them, rendered on a thread a round ahead (pass to PageScheduler.submit)."""

@@ -1,7 +1,7 @@
 """Dolphin 1.0's box edge adjustment: widen each edge a few pixels until it stops cutting through text.
 
 1.0's coordinates have two decimals (about 9 px steps on an 896 square), so a box edge often runs through
-the first or last line of its text. Upstream (bytedance/Dolphin 8ac1495, utils/utils.py `adjust_box_edges`)
+the first or last line of its text. Upstream (bytedance/Dolphin 6043b32 utils/utils.py `adjust_box_edges`)
 binarises the padded page (Otsu, text white), scores each edge by the transitions along it and moves the
 edge outwards one pixel at a time (at most 15) while that lowers the score. This is the same rule on PIL
 bytes, without OpenCV, including its quirks: a move that never helps still shifts the edge the later

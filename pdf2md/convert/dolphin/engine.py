@@ -19,12 +19,16 @@ from pdf2md.convert.dolphin.layout import PageGeometry
 from pdf2md.convert.dolphin.profiles import Profile, profile_for
 from pdf2md.convert.dolphin.prompts import ANSWER_TOKEN, decoder_prompt
 from pdf2md.convert.dolphin.render import pad_to_square
+from pdf2md.convert.dolphin.repetition import loop_rule
 
 log = logging.getLogger(__name__)
 
 MAX_LENGTH = 4096
-MAX_UPSCALE = 2
-"""The Donut processor's first resize is capped at this multiple of the final size (see pixel_values)."""
+MAX_UPSCALE = 8
+"""The Donut processor's first resize is capped at this multiple of the final size (see pixel_values): crops
+up to 8 times longer than wide get upstream's exact pixels, thinner ones (text lines) resampling noise."""
+THUMBNAIL_REDUCING_GAP = 2.0
+"""The reducing gap of the 4.47 processor's thumbnail (a box reduction first, then bicubic)."""
 ATTENTION = {"encoder": "eager", "decoder": "sdpa"}
 """DonutSwin has no SDPA; MBart's decoder does."""
 
@@ -91,7 +95,7 @@ class DolphinModel:
             eos_token_id=self.tokenizer.eos_token_id,
             bad_words_ids=self._banned,
             logits_processor=[guard],
-            stopping_criteria=[RepetitionStop(prompt_ids.shape[1])],
+            stopping_criteria=[RepetitionStop(prompt_ids.shape[1], loop_rule(prompt), self.tokenizer.decode)],
         )
         return answers_or_none([self._answer(text) for text in self.tokenizer.batch_decode(out, skip_special_tokens=False)], guard)
 
@@ -107,14 +111,19 @@ class DolphinModel:
 
 
 def pixel_values(image_processor: Any, images: Sequence[Image.Image], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """The Donut processor's pixels, made faster in two ways, on `device` in `dtype`.
+    """The pixels upstream's processor gives (transformers 4.47, which upstream pins), on `device` in `dtype`.
 
-    Its first resize (short side to 896) draws a text-line crop some 25,000 px wide before shrinking it
-    into the square: 0.1-0.6 s a crop on a CPU. That resize is capped at twice the final size. Below the
-    cap the pixels are the processor's own, above it they differ by resampling noise
-    (tests/dolphin/test_preprocessing.py). And the crops cross to the device as bytes and are padded and
-    normalised there: a page's 20 crops are 48 MB of float32, a quarter of a second of CPU work.
-    A processor configured otherwise than this mirrors (long-axis alignment, no padding, ...) runs itself.
+    That processor (huggingface/transformers 01fc2ff src/transformers/models/donut/image_processing_donut.py)
+    resizes the short side to 896 with the configured filter, then `thumbnail`s into the square with bicubic
+    resampling and PIL's reducing_gap=2.0 whatever the configured filter, then centres the result on black.
+    The installed transformers 5 thumbnails with the configured filter and no reducing gap: its pixels are
+    not the ones Dolphin was trained on, so it is not called for Dolphin's own settings.
+    The first resize draws a text-line crop some 25,000 px wide before shrinking it into the square: 0.4-1 s
+    a crop on a CPU. It is capped at MAX_UPSCALE times the final size (README.md's Dolphin differences: up to
+    the cap the pixels are upstream's, past it they differ by resampling noise, tests/dolphin/test_preprocessing.py).
+    The crops cross to the device as bytes and are padded and normalised there: a page's 20 crops are 48 MB
+    of float32, a quarter of a second of CPU work. A processor configured otherwise than this mirrors
+    (long-axis alignment, no padding, ...) runs itself.
     """
     if not _mirrorable(image_processor):
         pixels = image_processor(images=list(images), return_tensors="pt").pixel_values
@@ -136,14 +145,17 @@ _RESIZERS = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_n
 
 
 def _resized(image: Image.Image, box: tuple[int, int], resample: int) -> Image.Image:
-    """The processor's resize then thumbnail, the first capped at MAX_UPSCALE times the final size."""
+    """The processor's resize (the configured filter) then its thumbnail (bicubic, reducing_gap 2), the first
+    capped at MAX_UPSCALE times the final size."""
+    image = image.convert("RGB")
     first = _first_resize(image.size, min(box))
     final = _thumbnail(first, box)
     if first[0] * first[1] > (MAX_UPSCALE * final[0]) * (MAX_UPSCALE * final[1]):
         first = (MAX_UPSCALE * final[0], MAX_UPSCALE * final[1])  # its thumbnail is still `final`
-    for size in (first, final):
-        if image.size != size:
-            image = image.resize(size, resample=resample)
+    if image.size != first:
+        image = image.resize(first, resample=resample)
+    if image.size != final:
+        image = image.resize(final, resample=Image.Resampling.BICUBIC, reducing_gap=THUMBNAIL_REDUCING_GAP)
     return image
 
 

@@ -21,15 +21,18 @@ from pdf2md.convert.backends import BackendUnavailable
 from pdf2md.convert.dolphin.generation import NonFiniteGuard, RepetitionStop, answers_or_none, pick_device, rerun_broken_in_fp32
 from pdf2md.convert.dolphin.layout import PageGeometry
 from pdf2md.convert.dolphin.profiles import PROFILES, Profile
+from pdf2md.convert.dolphin.repetition import loop_rule
 
 log = logging.getLogger(__name__)
 
 MAX_NEW_TOKENS = 4096
 MAX_SIDE = 1600
 MIN_SIDE = 28
-"""Upstream shrinks any image to at most 1600 px a side and grows it to at least 28 before the processor."""
-MAX_ASPECT = 150
-"""The processor refuses aspect ratios over 200; thinner crops are padded with white up to this."""
+"""Upstream's `resize_img` (bytedance/Dolphin 5270fee utils/utils.py): the long side shrunk to 1600 px, then
+the short side grown to 28 px (the long side then may pass 1600: a thin crop is not capped)."""
+MAX_RATIO = 200
+"""The Qwen2.5-VL processor (and qwen_vl_utils) refuse a longer-to-shorter side ratio above this; upstream then
+raises and loses the whole document. A crop that thin is padded with white up to this ratio instead."""
 TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
 
 
@@ -116,25 +119,27 @@ class DolphinV2Model:
             use_cache=True,
             pad_token_id=self.tokenizer.pad_token_id,
             logits_processor=[guard],
-            stopping_criteria=[RepetitionStop(prompt_len)],
+            stopping_criteria=[RepetitionStop(prompt_len, loop_rule(prompt), self.tokenizer.decode)],
         )
         answers = self.tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True, clean_up_tokenization_spaces=False)
         return answers_or_none([answer.strip() for answer in answers], guard)
 
 
 def fit(image: Image.Image) -> Image.Image:
-    """Within upstream's side limits, and padded (white) where it is thinner than the processor accepts.
+    """Upstream's `resize_img`, then white padding where the result is thinner than the processor accepts.
 
     An image that already fits comes back as it is: a framed page is fitted again by generate at no cost.
     """
     if image.mode != "RGB":
         image = image.convert("RGB")
-    if max(image.size) > MAX_SIDE:
-        image = ImageOps.contain(image, (MAX_SIDE, MAX_SIDE))
-    scale = min(MIN_SIDE / min(image.size), MAX_SIDE / max(image.size))
-    if scale > 1:
-        image = image.resize((round(image.width * scale), round(image.height * scale)))
-    short = max(MIN_SIDE, -(-max(image.size) // MAX_ASPECT))
+    width, height = image.size
+    if max(width, height) > MAX_SIDE:
+        scale = MAX_SIDE / max(width, height)
+        image = image.resize((MAX_SIDE, int(height * scale)) if width > height else (int(width * scale), MAX_SIDE))
+        width, height = image.size
+    if min(width, height) < MIN_SIDE:
+        image = image.resize((int(width * (MIN_SIDE / height)), MIN_SIDE) if width >= height else (MIN_SIDE, int(height * (MIN_SIDE / width))))
+    short = -(-max(image.size) // MAX_RATIO)
     if min(image.size) < short:
         target = (image.width, short) if image.width >= image.height else (short, image.height)
         image = ImageOps.pad(image, target, color="white")

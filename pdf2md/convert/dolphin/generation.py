@@ -11,29 +11,35 @@ from typing import Any, TypeVar, cast
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
-from pdf2md.convert.dolphin.repetition import MAX_UNIT, repeated_tail
+from pdf2md.convert.dolphin.repetition import MAX_UNIT, TEXT_LOOP, LoopRule, repeated_tail, whole_rows
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-STOP_COPIES = 8
-"""A row whose last tokens repeat a unit this many times (over STOP_SPAN_TOKENS) stops decoding."""
-STOP_SPAN_TOKENS = 128
-"""Long enough that a legitimately repetitive answer (a row of empty table cells) is not stopped."""
-
-
 class RepetitionStop(StoppingCriteria):
-    """A stopping criterion that ends each row caught in a token loop (saves up to ~4k wasted steps)."""
+    """A stopping criterion that ends each row caught in a token loop (saves up to ~4k wasted steps).
 
-    def __init__(self, prompt_len: int) -> None:
+    The element kind's rule (repetition.LOOP_RULES) sets how many copies over how many tokens are a loop;
+    where its repeats may be table rows, the looping stretch is decoded and whole rows go on.
+    """
+
+    def __init__(self, prompt_len: int, rule: LoopRule = TEXT_LOOP, decode: Callable[[list[int]], str] | None = None) -> None:
         self.prompt_len = prompt_len
+        self.rule = rule
+        self.decode = decode
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        window = STOP_COPIES * MAX_UNIT
+        window = self.rule.stop_copies * MAX_UNIT
         tails = input_ids[:, max(self.prompt_len, input_ids.shape[1] - window):].tolist()
-        done = [repeated_tail(row, STOP_COPIES, STOP_SPAN_TOKENS) is not None for row in tails]
+        done = [self._looping(row) for row in tails]
         return cast(torch.BoolTensor, torch.tensor(done, dtype=torch.bool, device=input_ids.device))
+
+    def _looping(self, row: list[int]) -> bool:
+        found = repeated_tail(row, self.rule.stop_copies, self.rule.stop_span_tokens)
+        if found is None:
+            return False
+        return not (self.rule.rows_are_content and self.decode is not None and whole_rows(self.decode(row[found[0]:])))
 
 
 class NonFiniteGuard(LogitsProcessor):

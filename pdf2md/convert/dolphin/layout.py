@@ -40,6 +40,8 @@ _COORDS = re.compile(r"\[" + ",".join([_NUM] * 4) + r"\]")
 _LABEL_1_5 = re.compile(r"\]\[([^\]]+)\]")
 """1.5's label: the first bracket that directly follows another."""
 _BRACKETS = re.compile(r"\[([^\]]+)\]")
+_BRACKETED_ENTRY = re.compile(r"\[" + ",".join([_NUM] * 4) + r"\]\[[^\]]+\]")
+"""A 1.5/v2 entry: a box directly followed by a bracketed label."""
 _INT_BOX = re.compile(r"^\d+,\d+,\d+,\d+$")
 
 Box = tuple[int, int, int, int]
@@ -99,6 +101,23 @@ def parse_layout(text: str, geometry: PageGeometry, profile: Profile, image: Ima
     if len(elements) < len(entries):
         log.debug("layout: %d of %d boxes too thin to read", len(entries) - len(elements), len(entries))
     return elements
+
+
+def answer_format(text: str) -> str | None:
+    """The Profile.entry_format a layout answer is written in ('label-after' or 'bracketed'), None when neither
+    parses; an answer with entries of both kinds is read as bracketed (1.5 may write a label after its tags)."""
+    if _BRACKETED_ENTRY.search(text) or any(separator in text for separator in SEPARATORS):
+        return "bracketed"
+    return "label-after" if _LABEL_AFTER.search(text) else None
+
+
+def other_format(text: str, profile: Profile) -> str | None:
+    """The other entry format, when the answer is clearly in it: not one of the profile's own entries parses
+    and the other generation's do (1.5 brackets read as 1.0, or 1.0 labels read as 1.5/v2); else None."""
+    found = answer_format(text)
+    if found is None or found == profile.entry_format or _entries(text, profile):
+        return None
+    return found
 
 
 def whole_page(geometry: PageGeometry, label: str) -> list[LayoutElement]:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pdf2md.convert.dolphin.latex import clean_latex
 from pdf2md.convert.dolphin.tables import table_markdown
 
 FIGURE_MODES = ("reference", "drop")
@@ -28,15 +29,21 @@ LABELS: dict[str, LabelRule] = {
     "list": LabelRule("text", "list"),
     "tab": LabelRule("table", "table"),
     "equ": LabelRule("formula", "formula"),
+    "formula": LabelRule("formula", "formula"),
     "code": LabelRule("code", "code"),
+    "alg": LabelRule("text", "algorithm"),
     "fig": LabelRule(None, "figure"),
     "header": LabelRule(None, "drop"),
     "foot": LabelRule(None, "drop"),
     "watermark": LabelRule(None, "drop"),
     "distorted_page": LabelRule("text", "markdown"),
 }
-"""Dolphin's labels; any other (para, cap, fnote, author, half_para, ...) is a paragraph of text.
-A v2 `distorted_page` is the whole page read at once, already Markdown: it is written as it came."""
+"""Dolphin's labels; any other (para, cap, fnote, author, half_para, reference, ...) is a paragraph of text.
+1.0 names its formulas `formula` and its algorithms `alg` (written as upstream 1.0's `_handle_formula` and
+`_handle_algorithm` write them: display math, a code block); 1.5 and v2 name them `equ` and `code`.
+A v2 `distorted_page` is the whole page read at once, already Markdown: it is written as it came.
+Header, footer and watermark boxes are not read: upstream reads them and writes them as paragraphs, a running
+head and a page number on every page of the document (README.md's Dolphin differences)."""
 DEFAULT_RULE = LabelRule("text", "paragraph")
 
 
@@ -53,8 +60,14 @@ class ReadElement:
     order: int
 
 
-def page_markdown(elements: Sequence[ReadElement], page: int, figures: str = "reference") -> str:
-    """Blocks in reading order, a blank line apart; list items of one list stay together."""
+LATEX_BLOCKS = frozenset({"paragraph", "formula", *(f"h{level}" for level in range(1, 5))})
+"""Where upstream's LaTeX clean-ups apply: text, headings and formulas (never code, tables or lists)."""
+
+
+def page_markdown(elements: Sequence[ReadElement], page: int, figures: str = "reference", latex: str | None = None) -> str:
+    """Blocks in reading order, a blank line apart; list items of one list stay together.
+
+    `latex` names the generation's LaTeX clean-ups (latex.clean_latex; None: the text as read)."""
     blocks: list[tuple[str, str]] = []
     figure_no = 0
     for element in sorted(elements, key=lambda e: e.order):
@@ -64,7 +77,8 @@ def page_markdown(elements: Sequence[ReadElement], page: int, figures: str = "re
             if figures == "reference":
                 blocks.append((block, f"![Figure {figure_no}]({figure_name(page, figure_no)})"))
             continue
-        written = WRITERS[block](element.text) if block in WRITERS else ""
+        text = clean_latex(element.text, latex) if latex and block in LATEX_BLOCKS else element.text
+        written = WRITERS[block](text) if block in WRITERS else ""
         if written:
             blocks.append((block, written))
     return _join(blocks)
@@ -152,6 +166,24 @@ def _code(text: str) -> str:
     return f"{fence}\n{code}\n{fence}"
 
 
+_ALGORITHM_ENVS = re.compile(r"\\(?:begin|end)\{algorithm(?:ic)?\}")
+_CAPTION = re.compile(r"\\caption\{(.*?)\}")
+
+
+def _algorithm(text: str) -> str:
+    """1.0's `alg`: a code block without the algorithm environments and `\\label` lines, its caption in bold above."""
+    caption = ""
+    lines = []
+    for line in _ALGORITHM_ENVS.sub("", text).strip().split("\n"):
+        if "\\caption" in line:
+            found = _CAPTION.search(line)
+            caption = f"**{found.group(1)}**" if found else caption
+        elif "\\label" not in line:
+            lines.append(line)
+    code = _code("\n".join(lines))
+    return "\n\n".join(part for part in (caption, code) if part)
+
+
 WRITERS: dict[str, Callable[[str], str]] = {
     **{f"h{level}": _heading(level) for level in range(1, 5)},
     "markdown": str.strip,
@@ -160,5 +192,6 @@ WRITERS: dict[str, Callable[[str], str]] = {
     "table": _table,
     "formula": _formula,
     "code": _code,
+    "algorithm": _algorithm,
 }
 """Markdown writers by block; "figure" and "drop" have none (figures are written by page_markdown)."""

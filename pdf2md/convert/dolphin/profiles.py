@@ -53,20 +53,23 @@ class Profile:
     """What a page whose layout is unusable is read as (the whole page, with the text prompt)."""
     half_precision: str
     """CUDA precision: 'fp16' (as upstream runs 1.x) or 'bf16' (v2; fp16 with an fp32 rerun where bf16 is not native)."""
+    latex: str = "1.5"
+    """Whose LaTeX clean-ups the Markdown gets (latex.LATEX_RULES): '1.0' or '1.5' (1.5's table, which v2 keeps)."""
 
 
 _TEXT_ONLY = {"text": PROMPTS["text"], "table": PROMPTS["table"], "formula": PROMPTS["text"], "code": PROMPTS["text"]}
 
 PROFILES: Mapping[str, Profile] = MappingProxyType(
     {
-        # bytedance/Dolphin 8ac1495: demo_page_hf.py (repetition_penalty=1.1; 'tab' table prompt, every
-        # other label the text prompt) and utils/utils.py (parse_layout_string, process_coordinates,
+        # bytedance/Dolphin 4c09bb3 demo_page_hf.py (repetition_penalty=1.1; 'tab' table prompt, every
+        # other label the text prompt) and 6043b32 utils/utils.py (parse_layout_string, process_coordinates,
         # adjust_box_edges).
         "1.0": Profile(
             "1.0", "fraction", "label-after", distorted_page=False, edge_adjustment=True, trim_previous=True,
             repetition_penalty=1.1, prompts=MappingProxyType(_TEXT_ONLY), fallback_label="para", half_precision="fp16",
+            latex="1.0",
         ),
-        # The 1.5 line (demo_page.py 05f0df1): no repetition penalty, 'equ'/'code' prompts, coordinates
+        # 1.5 (05f0df1 demo_page.py and utils/utils.py): no repetition penalty, 'equ'/'code' prompts, coordinates
         # on the 896 square (process_coordinates: round(c / 896 * side), +1 on x2/y2), no edge adjustment.
         "1.5": Profile(
             "1.5", "square", "bracketed", distorted_page=False, edge_adjustment=False, trim_previous=True,

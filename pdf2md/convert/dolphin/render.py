@@ -28,10 +28,22 @@ Frame = Callable[[Image.Image], tuple[Image.Image, PageGeometry]]
 
 @dataclass(frozen=True)
 class RenderedPage:
+    """A page framed for its model: `image` is what element boxes are cut from (1.x: the page centred in a
+    black square, as upstream's `prepare_image` pads it), `geometry` where the page lies in it."""
+
     index: int
     image: Image.Image
     geometry: PageGeometry
     seconds: float
+
+    @property
+    def layout_image(self) -> Image.Image:
+        """What the layout prompt is asked about: the page as rendered. Upstream hands the page itself to the
+        processor, which resizes it and then pads it (bytedance/Dolphin 4c09bb3 demo_page_hf.py and 05f0df1
+        demo_page.py `process_single_image`); the padded square is only where the crops are cut."""
+        if self.geometry.content == (0, 0, *self.image.size):
+            return self.image
+        return self.image.crop(self.geometry.content)
 
 
 def pad_to_square(page: Image.Image) -> tuple[Image.Image, PageGeometry]:

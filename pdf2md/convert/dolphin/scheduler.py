@@ -24,12 +24,13 @@ from PIL import Image
 
 from pdf2md.convert.backends import PageOutput
 from pdf2md.convert.dolphin.batching import AdaptiveBatcher
+from pdf2md.convert.dolphin.guard import GenerationGuard
 from pdf2md.convert.dolphin.layout import LayoutElement, PageGeometry, parse_layout, whole_page
 from pdf2md.convert.dolphin.markdown import ReadElement, figure_name, page_markdown, rule_for
 from pdf2md.convert.dolphin.profiles import Profile
 from pdf2md.convert.dolphin.prompts import LAYOUT_PROMPT
 from pdf2md.convert.dolphin.render import RenderedPage
-from pdf2md.convert.dolphin.repetition import cut_repetition
+from pdf2md.convert.dolphin.repetition import cut_repetition, loop_rule
 from pdf2md.convert.errors import ConversionError
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,8 @@ class _Page:
 
     @property
     def image(self) -> Image.Image:
-        return self.page.image
+        """What the layout stage reads: the page itself (RenderedPage.layout_image), not the padded square."""
+        return self.page.layout_image
 
 
 @dataclass(eq=False)
@@ -157,6 +159,8 @@ class PageScheduler:
     :param pages_per_round: pages pooled per round of batches.
     :param probes: GPU peak-memory probes reported per page (none: no figure).
     :param clock: the time deadlines are compared with.
+    :param guard: counts pages answered in the other generation's format (shared by a backend's schedulers);
+        once it faults, every document held and every one submitted later fails with its `wrong-generation`.
     """
 
     def __init__(
@@ -168,8 +172,10 @@ class PageScheduler:
         pages_per_round: int = PAGES_PER_ROUND,
         probes: MemoryProbes | None = None,
         clock: Callable[[], float] = time.monotonic,
+        guard: GenerationGuard | None = None,
     ) -> None:
         self.engine = engine
+        self.guard = guard or GenerationGuard()
         self.batcher = batcher
         self.figures = figures
         self.pages_per_round = max(1, pages_per_round)
@@ -225,6 +231,8 @@ class PageScheduler:
         for doc in docs:
             if doc.doc_id in cancelled:
                 self._fail(doc, cancelled[doc.doc_id])
+            if self.guard.fault is not None:
+                self._fail(doc, self.guard.fault)
         return [doc for doc in docs if self._alive(doc)]
 
     def _alive(self, doc: _Doc) -> bool:
@@ -279,17 +287,25 @@ class PageScheduler:
         profile = self.engine.profile
         elements: list[list[LayoutElement]] = []
         fallbacks: list[bool] = []
+        notes: list[str | None] = []
         for slot, item in enumerate(pages):
             seconds[slot] += layouts.seconds[slot]
-            parsed = self._guarded(item.doc, parse_layout, layouts.results[slot] or "", item.page.geometry, profile, item.image) or []
+            answer = layouts.results[slot]
+            notes.append(self.guard.check(answer, profile) if answer is not None and item.doc.error is None else None)
+            parsed = self._guarded(item.doc, parse_layout, answer or "", item.page.geometry, profile, item.page.image) or []
             fallbacks.append(not parsed)
             elements.append(parsed or whole_page(item.page.geometry, profile.fallback_label))
+        if self.guard.fault is not None:
+            self._live()  # fails every document held: none is read whole by the wrong rules
+            return
         texts, failed = self._read_elements(pages, elements, seconds)
         peak_mb = self.probes.peak_memory_mb()
         for slot, item in enumerate(pages):
             if item.doc.error is not None:
                 continue
-            output = self._guarded(item.doc, self._page_output, item.page, elements[slot], texts, slot, seconds[slot], fallbacks[slot], failed[slot], peak_mb)
+            output = self._guarded(
+                item.doc, self._page_output, item.page, elements[slot], texts, slot, seconds[slot], fallbacks[slot], failed[slot], peak_mb, notes[slot]
+            )
             if output is not None:
                 item.doc.outputs[item.page.index] = output
 
@@ -306,16 +322,17 @@ class PageScheduler:
             for element in elements[slot]:
                 kind = rule_for(element.label).kind
                 if kind is not None:
-                    by_prompt[prompts[kind]].append(_Crop(item.doc, slot, element, item.image.crop(element.box)))
+                    by_prompt[prompts[kind]].append(_Crop(item.doc, slot, element, item.page.image.crop(element.box)))
         texts: dict[tuple[int, int], str] = {}
         failed = [0] * len(pages)
         for prompt, crops in by_prompt.items():
             crops.sort(key=lambda c: -_area(c.element.box))
+            rule = loop_rule(prompt)
             run = self.batcher.run(crops, self._reader(prompt, self.batch_sizes.elements))
             for crop, text, spent in zip(crops, run.results, run.seconds):
                 seconds[crop.slot] += spent
                 failed[crop.slot] += text is None
-                texts[(crop.slot, crop.element.order)] = cut_repetition(text or "")
+                texts[(crop.slot, crop.element.order)] = cut_repetition(text or "", rule)
         return texts, failed
 
     def _reader(self, prompt: str, sizes: Counter[int]) -> Callable[[Sequence[_Page | _Crop]], list[str | None]]:
@@ -381,6 +398,7 @@ class PageScheduler:
         fallback: bool,
         failed: int,
         peak_mb: float | None,
+        mismatch: str | None,
     ) -> PageOutput:
         read = [ReadElement(e.label, texts.get((slot, e.order), ""), e.order) for e in elements]
         extra: dict[str, Any] = {
@@ -392,7 +410,9 @@ class PageScheduler:
         }
         if peak_mb is not None:
             extra["gpu_peak_mb"] = peak_mb
-        return PageOutput(page_markdown(read, page.index, self.figures), seconds, extra)
+        if mismatch is not None:
+            extra["generation_mismatch"] = mismatch
+        return PageOutput(page_markdown(read, page.index, self.figures, self.engine.profile.latex), seconds, extra)
 
 
 def _figures(page: RenderedPage, elements: list[LayoutElement]) -> list[dict[str, Any]]:

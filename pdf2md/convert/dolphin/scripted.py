@@ -159,7 +159,7 @@ class Script:
     def add_page(self, page: RenderedPage, elements: Sequence[Element], page_size: tuple[float, float], profile: Profile) -> int:
         """Record a page's layout answer and each element crop's answer; returns the elements the layout yields."""
         text = layout_answer(elements, page_size, page.geometry, profile)
-        self.answers[image_key(page.image)] = Answer(text, estimate_tokens(text))
+        self.answers[image_key(page.layout_image)] = Answer(text, estimate_tokens(text))
         parsed = parse_layout(text, page.geometry, profile, page.image)
         by_order = dict(enumerate(elements))
         for element in parsed:
