@@ -124,8 +124,11 @@ def _table(grid: _Grid, spans: list[Span]) -> Table | None:
         cx, cy = (span.x0 + span.x1) / 2, (span.y0 + span.y1) / 2
         r = next(i for i in range(n_rows) if cy >= grid.ys[i + 1])
         c = next(i for i in range(n_cols) if cx <= grid.xs[i + 1])
-        texts.setdefault(anchor[r][c], []).append(span)
         by_row.setdefault(r, []).append((c, span))
+    _open_rows(anchor, by_row)
+    for r, placed in by_row.items():
+        for c, span in placed:
+            texts.setdefault(anchor[r][c], []).append(span)
     if any(_coarse(placed) for placed in by_row.values()):
         return None
     filled = {key: _cell_text(group) for key, group in texts.items()}
@@ -166,6 +169,22 @@ def _anchors(grid: _Grid, n_rows: int, n_cols: int) -> list[list[tuple[int, int]
             elif r and not _crossed(at_y[r], mid_x) and anchor[r - 1][c][1] == c:
                 anchor[r][c] = anchor[r - 1][c]
     return anchor
+
+
+def _open_rows(anchor: list[list[tuple[int, int]]], by_row: dict[int, list[tuple[int, Span]]]) -> None:
+    """Rows that no vertical rule crosses, but whose text stands apart in several columns, get a cell
+    per column: tables that draw their columns' borders in the header only and rule the body with
+    horizontal lines alone (every row a band). A row whose text is one line across is a spanning row
+    (a section label) and stays one cell."""
+    for r, placed in by_row.items():
+        row = anchor[r]
+        if len(row) < 2 or any(key != row[0] for key in row):
+            continue
+        fragments = [line for band in build_rows([span for _, span in placed]) for line in band.lines]
+        column = {id(span): c for c, span in placed}
+        if len({column[id(line.spans[0])] for line in fragments}) >= 2 and all(
+                len({column[id(span)] for span in line.spans}) == 1 for line in fragments):
+            anchor[r] = [(r, c) for c in range(len(row))]
 
 
 def _crossed(rules: list[Rule], mid: float) -> bool:
