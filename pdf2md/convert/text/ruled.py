@@ -116,21 +116,20 @@ def _inside(span: Span, grid: _Grid) -> bool:
 
 def _table(grid: _Grid, spans: list[Span]) -> Table | None:
     """The grid's cells filled with its spans; None unless it reads as a table (rows and columns of text)."""
+    by_row = _by_row(grid, spans)
+    coarse = [r for r, placed in by_row.items() if _coarse(placed)]
+    if coarse:
+        if not all(_one_line_per_cell(by_row[r]) for r in coarse):
+            return None
+        grid = _split_rows(grid, [by_row[r] for r in coarse])
+        by_row = _by_row(grid, spans)
     n_rows, n_cols = len(grid.ys) - 1, len(grid.xs) - 1
     anchor = _anchors(grid, n_rows, n_cols)
-    texts: dict[tuple[int, int], list[Span]] = {}
-    by_row: dict[int, list[tuple[int, Span]]] = {}
-    for span in spans:
-        cx, cy = (span.x0 + span.x1) / 2, (span.y0 + span.y1) / 2
-        r = next(i for i in range(n_rows) if cy >= grid.ys[i + 1])
-        c = next(i for i in range(n_cols) if cx <= grid.xs[i + 1])
-        by_row.setdefault(r, []).append((c, span))
     _open_rows(anchor, by_row)
+    texts: dict[tuple[int, int], list[Span]] = {}
     for r, placed in by_row.items():
         for c, span in placed:
             texts.setdefault(anchor[r][c], []).append(span)
-    if any(_coarse(placed) for placed in by_row.values()):
-        return None
     filled = {key: _cell_text(group) for key, group in texts.items()}
     if len(filled) < MIN_FILLED_CELLS or len({c for _, c in filled}) < 2 or len({r for r, _ in filled}) < 2:
         return None
@@ -139,6 +138,41 @@ def _table(grid: _Grid, spans: list[Span]) -> Table | None:
     cells, spans_out, depth = with_header(*_rows(grid, anchor, filled, n_rows, n_cols))
     return Table(cells=cells, spans=spans_out, lines=[], x0=grid.xs[0], y0=grid.ys[-1], x1=grid.xs[-1], y1=grid.ys[0],
                  header_rows=depth)
+
+
+def _by_row(grid: _Grid, spans: list[Span]) -> dict[int, list[tuple[int, Span]]]:
+    """The spans of each grid row, with the grid column each one's middle falls in."""
+    n_rows, n_cols = len(grid.ys) - 1, len(grid.xs) - 1
+    by_row: dict[int, list[tuple[int, Span]]] = {}
+    for span in spans:
+        cx, cy = (span.x0 + span.x1) / 2, (span.y0 + span.y1) / 2
+        r = next(i for i in range(n_rows) if cy >= grid.ys[i + 1])
+        c = next(i for i in range(n_cols) if cx <= grid.xs[i + 1])
+        by_row.setdefault(r, []).append((c, span))
+    return by_row
+
+
+def _one_line_per_cell(placed: list[tuple[int, Span]]) -> bool:
+    """Whether every line of text in a drawn row keeps to one column, and no column holds two lines side by
+    side: the drawn columns are the table's columns, only the rows between the body's lines are not drawn."""
+    column = {id(span): c for c, span in placed}
+    for row in build_rows([span for _, span in placed]):
+        columns = [{column[id(span)] for span in line.spans} for line in row.lines]
+        if any(len(cs) > 1 for cs in columns) or len({c for cs in columns for c in cs}) < len(columns):
+            return False
+    return True
+
+
+def _split_rows(grid: _Grid, coarse: list[list[tuple[int, Span]]]) -> _Grid:
+    """The grid with a row edge between consecutive lines of text in each coarse row: a table that rules its
+    header and its columns but not the rows of its body (the lines of text are the rows)."""
+    cuts: list[float] = []
+    for placed in coarse:
+        rows = build_rows([span for _, span in placed])
+        cuts += [(upper.y0 + lower.y1) / 2 for upper, lower in zip(rows, rows[1:])]
+    ys = sorted({*grid.ys, *cuts}, reverse=True)
+    drawn = [Rule(y, grid.xs[0], grid.xs[-1]) for y in cuts]
+    return _Grid(grid.xs, ys, grid.horizontal + drawn, grid.vertical)
 
 
 def _coarse(placed: list[tuple[int, Span]]) -> bool:
