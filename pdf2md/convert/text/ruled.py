@@ -153,12 +153,13 @@ def _by_row(grid: _Grid, spans: list[Span]) -> dict[int, list[tuple[int, Span]]]
 
 
 def _one_line_per_cell(placed: list[tuple[int, Span]]) -> bool:
-    """Whether every line of text in a drawn row keeps to one column, and no column holds two lines side by
-    side: the drawn columns are the table's columns, only the rows between the body's lines are not drawn."""
+    """Whether no drawn column of a drawn row holds two lines of text side by side: the drawn columns are
+    the table's columns (a line may run over a rule, figures set too close to stand apart as lines), only
+    the rows between the body's lines are not drawn."""
     column = {id(span): c for c, span in placed}
     for row in build_rows([span for _, span in placed]):
         columns = [{column[id(span)] for span in line.spans} for line in row.lines]
-        if any(len(cs) > 1 for cs in columns) or len({c for cs in columns for c in cs}) < len(columns):
+        if sum(map(len, columns)) > len({c for cs in columns for c in cs}):
             return False
     return True
 
