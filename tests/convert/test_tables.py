@@ -13,7 +13,7 @@ import pytest
 
 from pdf2md.convert import ConvertOptions, convert_pdf
 from pdf2md.convert.text.tables import with_header
-from tests.convert.pdfgen import Page
+from tests.convert.pdfgen import Page, write_objects
 
 MakePdf = Callable[..., Path]
 SCORER = Path(__file__).resolve().parents[3] / "shared" / "tools" / "score.py"
@@ -333,3 +333,28 @@ def test_a_multi_row_header_is_an_html_thead_with_spans(make_pdf: MakePdf, score
     assert "<thead>" in md and '<th rowspan="2">Model</th>' in md and '<th colspan="2">CIFAR-10</th>' in md
     assert_cell(scorer, md, "CIFAR-10", left="Model", right="ImageNet")
     assert_cell(scorer, md, "Model", down="ResNet-50")
+
+
+def tall_bullets_pdf(path: Path) -> Path:
+    """Two items, each a bullet in a font whose descriptor claims an ascent and a descent of two em (as a
+    symbol font's can): pdfium gives the glyph a box four lines tall, reaching over the item above."""
+    shown = [(700, "Reported as not relevant"), (686, "Generates missing data")]
+    content = b"\n".join(b"BT /F1 10 Tf 72 %d Td (%s) Tj ET BT /F2 12 Tf 60 %d Td (\x95) Tj ET" % (y, t.encode(), y)
+                          for y, t in shown)
+    objects = [b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+               b"<< /Type /FontDescriptor /FontName /TallBullets /Flags 4 /FontBBox [0 -1500 1000 2500] /ItalicAngle 0"
+               b" /Ascent 2500 /Descent -1500 /CapHeight 700 /StemV 80 >>",
+               b"<< /Type /Font /Subtype /TrueType /BaseFont /TallBullets /FirstChar 149 /LastChar 149 /Widths [460]"
+               b" /FontDescriptor 2 0 R /Encoding /WinAnsiEncoding >>",
+               b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+               b"<< /Type /Page /Parent 6 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+               b" /Resources << /Font << /F1 1 0 R /F2 3 0 R >> >> >>",
+               b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>",
+               b"<< /Type /Catalog /Pages 6 0 R >>"]
+    return write_objects(path, objects, 7)
+
+
+def test_a_bullet_with_a_tall_font_box_stays_on_its_line(tmp_path: Path) -> None:
+    """In a table's cell (a list of reasons) as in running text, each bullet marks the item on its own line."""
+    md = text_md(tall_bullets_pdf(tmp_path / "bullets.pdf"))
+    assert md == "- Reported as not relevant\n\n- Generates missing data\n"
