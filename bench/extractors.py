@@ -80,6 +80,33 @@ def pypdfium2_raw() -> Convert:
     return convert
 
 
+def camelot(flavor: str) -> Convert:
+    """camelot's tables alone, page by page, each as a pipe table (its first row the header): the table
+    anchor, not a converter, so its text-similarity figures are near zero by design. `stream` reads
+    columns from text alignment, `lattice` from the ruling lines of a rendered page (OpenCV)."""
+    import warnings
+
+    import camelot as camelot_py
+
+    def convert(pdf: Path) -> str:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "No tables found in table area" for every empty page
+            tables = camelot_py.read_pdf(str(pdf), pages="all", flavor=flavor, suppress_stdout=True)
+        return "\n\n".join(_pipe_table(table.df.values.tolist()) for table in tables)
+
+    return convert
+
+
+def _pipe_table(rows: list[list[object]]) -> str:
+    """A grid of cells as a pipe table: line breaks inside a cell become spaces, pipes are escaped."""
+    cells = [[" ".join(str(c).split()).replace("|", "\\|") for c in row] for row in rows]
+    if not cells or not cells[0]:
+        return ""
+    out = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(cells[0])]
+    out += ["| " + " | ".join(row) + " |" for row in cells[1:]]
+    return "\n".join(out)
+
+
 FACTORIES: dict[str, Callable[[], Convert]] = {
     "pdf2md-text": pdf2md_text,
     "pymupdf4llm": lambda: _pymupdf4llm(layout=True, header_footer=True),
@@ -88,6 +115,8 @@ FACTORIES: dict[str, Callable[[], Convert]] = {
     "docling-native": docling_native,
     "markitdown": markitdown,
     "pypdfium2-raw": pypdfium2_raw,
+    "camelot-stream": lambda: camelot("stream"),
+    "camelot-lattice": lambda: camelot("lattice"),
 }
 
 

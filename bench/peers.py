@@ -64,6 +64,9 @@ PYMUPDF = Venv("pymupdf", (("pymupdf==2.0", "pymupdf4llm==2.0", "pymupdf-layout=
 DOCLING = Venv("docling", (("torch==2.13.0",), ("docling-slim[format-pdf]==2.143.0",)))
 MARKITDOWN = Venv("markitdown", (("markitdown[pdf]==0.1.9",),))
 PYPDFIUM2 = Venv("pypdfium2", (("pypdfium2==5.15.2",),))
+# camelot 2.x renders pages for its lattice flavour with pypdfium2 and finds rules with OpenCV (the headless
+# wheel it requires); neither flavour needs Ghostscript any more.
+CAMELOT = Venv("camelot", (("camelot-py==2.0.0",),))
 
 EXTRACTORS: tuple[Extractor, ...] = (
     Extractor("pdf2md-text", "pdf2md", None, "pdf2md convert --backend text (project venv)"),
@@ -73,6 +76,8 @@ EXTRACTORS: tuple[Extractor, ...] = (
     Extractor("docling-native", "docling-nat", DOCLING, "docling NativePdfPipeline: docling-parse text cells, no model"),
     Extractor("markitdown", "markitdown", MARKITDOWN, "markitdown's PDF converter (pdfminer + pdfplumber)"),
     Extractor("pypdfium2-raw", "pdfium-raw", PYPDFIUM2, "pypdfium2 bounded text of every page, no structure"),
+    Extractor("camelot-stream", "cam-stream", CAMELOT, "camelot tables only (stream: text alignment), as pipe tables"),
+    Extractor("camelot-lattice", "cam-lattice", CAMELOT, "camelot tables only (lattice: drawn rules, OpenCV), as pipe tables"),
 )
 
 

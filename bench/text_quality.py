@@ -4,7 +4,9 @@ Run as `.venv/bin/python bench/text_quality.py [--keep DIR] [--json FILE] [--pee
 (peers.py) are installed on first use into their own venvs under `.bench-venvs/`; each extractor then
 converts every manifest entry in its own child process (extractors.py) pinned to one CPU, so its peak RSS
 and its time are its own, and each output folder is scored by ../shared/tools/score.py. The table puts
-every scorer figure, overall and per corpus folder, beside pages/s; `*` marks the best column of a row and
+every scorer figure, overall and per corpus folder, beside pages/s (for the ICDAR 2013 dev half, `icdar2013/`,
+the competition's cell adjacency F1: `tAdj mean` over documents and `tAdj total` over all relations, with
+its precision and recall); `*` marks the best column of a row and
 `lead` is pdf2md's margin over the best peer, so a lead or a regression shows at a glance.
 """
 
@@ -106,6 +108,10 @@ def _summary_rows(title: str, pick: Callable[[dict], dict | None], test_types: l
     def by_type(kind: str) -> Callable[[dict], float | None]:
         return lambda f: (pick(f) or {}).get("test_pass_rate_by_type", {}).get(kind)
 
+    def total(key: str) -> Callable[[dict], float | None]:
+        """The scorer's adjacency relations summed over every table document (ICDAR 2013), not averaged."""
+        return lambda f: ((pick(f) or {}).get("table_adj_total") or {}).get(key)
+
     def counts(f: dict) -> str | None:
         s = pick(f)
         return f"{s['tests_passed']}/{s['tests_total']}" if s and s.get("tests_total") else None
@@ -114,6 +120,9 @@ def _summary_rows(title: str, pick: Callable[[dict], dict | None], test_types: l
     rows += [Row(f"  {label}", field(key), "metric") for label, key in
              (("sim", "similarity"), ("wF1", "word_f1"), ("order", "order"), ("headR", "heading_recall"),
               ("tabR", "table_recall"))]
+    rows += [Row("  tAdj mean", field("table_adj_f1"), "metric")]
+    rows += [Row(label, total(key), "metric") for label, key in
+             (("  tAdj total", "f1"), ("    precision", "precision"), ("    recall", "recall"))]
     rows += [Row("  tests passed", counts, "text"), Row("  test pass rate", field("test_pass_rate"), "rate")]
     rows += [Row(f"    {kind}", by_type(kind), "rate") for kind in test_types]
     return rows

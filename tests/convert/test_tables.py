@@ -13,7 +13,7 @@ import pytest
 
 from pdf2md.convert import ConvertOptions, convert_pdf
 from pdf2md.convert.text.tables import with_header
-from tests.convert.pdfgen import Page
+from tests.convert.pdfgen import Page, write_objects
 
 MakePdf = Callable[..., Path]
 SCORER = Path(__file__).resolve().parents[3] / "shared" / "tools" / "score.py"
@@ -271,3 +271,90 @@ def test_group_headings_over_a_shared_rule_and_close_column_headings(make_pdf: M
     assert_cell(scorer, md, "22.9", top_heading="Under 18 years")
     assert_cell(scorer, md, "76.6", top_heading="Total", up="952.6")
     assert_cell(scorer, md, "76.6", top_heading="18 years and over")
+
+
+def boxed_header_table() -> Page:
+    """A statistics office's table in a frame: the header's cells parted by vertical rules, the body's
+    columns by none, only a horizontal rule under every row."""
+    edges = [84, 170, 250, 330, 410]
+    texts: list[tuple] = [(84, 740, "Table 3. Reported cases by country and origin, 2007", "F2", 11)]
+    texts += [centred((a + b) / 2, 712, h) for a, b, h in zip(edges, edges[1:], ["Country", "Domestic (%)", "Imported (%)",
+                                                                                   "Total (n)"])]
+    rows = [("Austria", "0", "100", "1"), ("Germany", "14.3", "76.2", "21"), ("Italy", "0", "0", "76"),
+            ("Netherlands", "0", "80.0", "5")]
+    for i, row in enumerate(rows):
+        y = 692 - 16 * i
+        texts.append((88, y, row[0], "F1", 10))
+        texts += [centred((a + b) / 2, y, v) for a, b, v in zip(edges[1:], edges[2:], row[1:])]
+    bottom = 706 - 16 * len(rows)
+    lines = [(84, 724, 410, 724), *((x, 706, x, 724) for x in edges[1:-1]), (84, bottom, 84, 724), (410, bottom, 410, 724)]
+    lines += [(84, 706 - 16 * i, 410, 706 - 16 * i) for i in range(len(rows) + 1)]
+    return Page(texts=texts, lines=lines)
+
+
+def test_a_body_ruled_by_horizontals_under_a_boxed_header_keeps_its_columns(make_pdf: MakePdf,
+                                                                               scorer: ModuleType) -> None:
+    md = text_md(make_pdf(boxed_header_table()))
+    assert_cell(scorer, md, "76.2", left="14.3", right="21", top_heading="Imported (%)", left_heading="Germany")
+    assert_cell(scorer, md, "Netherlands", up="Italy", right="0")
+
+
+def drawn_columns_table() -> Page:
+    """Columns of figures set so close that their lines run together, parted by vertical rules the table's
+    full height; the rules across are only the top, the one under the header and the bottom (the body's
+    rows are its lines of text)."""
+    edges = [72, 170, 212, 254, 296]
+    texts: list[tuple] = [centred((a + b) / 2, 700, h) for a, b, h in zip(edges, edges[1:], ["Category", "Number", "Error",
+                                                                                              "Percent"])]
+    rows = [("All ages", "291,099", "101,894", "100,000"), ("With a disability", "954,425", "222,894", "180,700"),
+            ("Severe disability", "334,947", "363,601", "120,000"), ("Aged 6 and older", "266,752", "434,840", "100,000"),
+            ("Needed assistance", "510,996", "565,336", "410,000")]
+    for i, row in enumerate(rows):
+        y = 682 - 12 * i
+        texts.append((75, y, row[0], "F1", 10))
+        texts += [right(b - 1, y, v) for b, v in zip(edges[2:], row[1:])]
+    bottom = 682 - 12 * len(rows) + 8
+    lines = [(72, 712, 305, 712), (72, 694, 305, 694), (72, bottom, 305, bottom)]
+    lines += [(x, bottom, x, 712) for x in edges]
+    return Page(texts=texts, lines=lines)
+
+
+def test_drawn_columns_part_close_figures_where_the_body_rows_are_not_ruled(make_pdf: MakePdf,
+                                                                           scorer: ModuleType) -> None:
+    md = text_md(make_pdf(drawn_columns_table()))
+    assert_cell(scorer, md, "222,894", left="954,425", right="180,700", up="101,894", down="363,601", top_heading="Error")
+    assert "|---|" in md  # one header row and no spans: a pipe table
+
+
+def test_a_multi_row_header_is_an_html_thead_with_spans(make_pdf: MakePdf, scorer: ModuleType) -> None:
+    """The stub's heading, set on the header's last line under nothing, spans both header rows beside the
+    group headings, each of which spans its two columns."""
+    md = text_md(make_pdf(results_table(rules=True)))
+    assert "<thead>" in md and '<th rowspan="2">Model</th>' in md and '<th colspan="2">CIFAR-10</th>' in md
+    assert_cell(scorer, md, "CIFAR-10", left="Model", right="ImageNet")
+    assert_cell(scorer, md, "Model", down="ResNet-50")
+
+
+def tall_bullets_pdf(path: Path) -> Path:
+    """Two items, each a bullet in a font whose descriptor claims an ascent and a descent of two em (as a
+    symbol font's can): pdfium gives the glyph a box four lines tall, reaching over the item above."""
+    shown = [(700, "Reported as not relevant"), (686, "Generates missing data")]
+    content = b"\n".join(b"BT /F1 10 Tf 72 %d Td (%s) Tj ET BT /F2 12 Tf 60 %d Td (\x95) Tj ET" % (y, t.encode(), y)
+                          for y, t in shown)
+    objects = [b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+               b"<< /Type /FontDescriptor /FontName /TallBullets /Flags 4 /FontBBox [0 -1500 1000 2500] /ItalicAngle 0"
+               b" /Ascent 2500 /Descent -1500 /CapHeight 700 /StemV 80 >>",
+               b"<< /Type /Font /Subtype /TrueType /BaseFont /TallBullets /FirstChar 149 /LastChar 149 /Widths [460]"
+               b" /FontDescriptor 2 0 R /Encoding /WinAnsiEncoding >>",
+               b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+               b"<< /Type /Page /Parent 6 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+               b" /Resources << /Font << /F1 1 0 R /F2 3 0 R >> >> >>",
+               b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>",
+               b"<< /Type /Catalog /Pages 6 0 R >>"]
+    return write_objects(path, objects, 7)
+
+
+def test_a_bullet_with_a_tall_font_box_stays_on_its_line(tmp_path: Path) -> None:
+    """In a table's cell (a list of reasons) as in running text, each bullet marks the item on its own line."""
+    md = text_md(tall_bullets_pdf(tmp_path / "bullets.pdf"))
+    assert md == "- Reported as not relevant\n\n- Generates missing data\n"

@@ -116,18 +116,20 @@ def _inside(span: Span, grid: _Grid) -> bool:
 
 def _table(grid: _Grid, spans: list[Span]) -> Table | None:
     """The grid's cells filled with its spans; None unless it reads as a table (rows and columns of text)."""
+    by_row = _by_row(grid, spans)
+    coarse = [r for r, placed in by_row.items() if _coarse(placed)]
+    if coarse:
+        if not all(_one_line_per_cell(by_row[r]) for r in coarse):
+            return None
+        grid = _split_rows(grid, [by_row[r] for r in coarse])
+        by_row = _by_row(grid, spans)
     n_rows, n_cols = len(grid.ys) - 1, len(grid.xs) - 1
     anchor = _anchors(grid, n_rows, n_cols)
+    _open_rows(anchor, by_row)
     texts: dict[tuple[int, int], list[Span]] = {}
-    by_row: dict[int, list[tuple[int, Span]]] = {}
-    for span in spans:
-        cx, cy = (span.x0 + span.x1) / 2, (span.y0 + span.y1) / 2
-        r = next(i for i in range(n_rows) if cy >= grid.ys[i + 1])
-        c = next(i for i in range(n_cols) if cx <= grid.xs[i + 1])
-        texts.setdefault(anchor[r][c], []).append(span)
-        by_row.setdefault(r, []).append((c, span))
-    if any(_coarse(placed) for placed in by_row.values()):
-        return None
+    for r, placed in by_row.items():
+        for c, span in placed:
+            texts.setdefault(anchor[r][c], []).append(span)
     filled = {key: _cell_text(group) for key, group in texts.items()}
     if len(filled) < MIN_FILLED_CELLS or len({c for _, c in filled}) < 2 or len({r for r, _ in filled}) < 2:
         return None
@@ -136,6 +138,42 @@ def _table(grid: _Grid, spans: list[Span]) -> Table | None:
     cells, spans_out, depth = with_header(*_rows(grid, anchor, filled, n_rows, n_cols))
     return Table(cells=cells, spans=spans_out, lines=[], x0=grid.xs[0], y0=grid.ys[-1], x1=grid.xs[-1], y1=grid.ys[0],
                  header_rows=depth)
+
+
+def _by_row(grid: _Grid, spans: list[Span]) -> dict[int, list[tuple[int, Span]]]:
+    """The spans of each grid row, with the grid column each one's middle falls in."""
+    n_rows, n_cols = len(grid.ys) - 1, len(grid.xs) - 1
+    by_row: dict[int, list[tuple[int, Span]]] = {}
+    for span in spans:
+        cx, cy = (span.x0 + span.x1) / 2, (span.y0 + span.y1) / 2
+        r = next(i for i in range(n_rows) if cy >= grid.ys[i + 1])
+        c = next(i for i in range(n_cols) if cx <= grid.xs[i + 1])
+        by_row.setdefault(r, []).append((c, span))
+    return by_row
+
+
+def _one_line_per_cell(placed: list[tuple[int, Span]]) -> bool:
+    """Whether no drawn column of a drawn row holds two lines of text side by side: the drawn columns are
+    the table's columns (a line may run over a rule, figures set too close to stand apart as lines), only
+    the rows between the body's lines are not drawn."""
+    column = {id(span): c for c, span in placed}
+    for row in build_rows([span for _, span in placed]):
+        columns = [{column[id(span)] for span in line.spans} for line in row.lines]
+        if sum(map(len, columns)) > len({c for cs in columns for c in cs}):
+            return False
+    return True
+
+
+def _split_rows(grid: _Grid, coarse: list[list[tuple[int, Span]]]) -> _Grid:
+    """The grid with a row edge between consecutive lines of text in each coarse row: a table that rules its
+    header and its columns but not the rows of its body (the lines of text are the rows)."""
+    cuts: list[float] = []
+    for placed in coarse:
+        rows = build_rows([span for _, span in placed])
+        cuts += [(upper.y0 + lower.y1) / 2 for upper, lower in zip(rows, rows[1:])]
+    ys = sorted({*grid.ys, *cuts}, reverse=True)
+    drawn = [Rule(y, grid.xs[0], grid.xs[-1]) for y in cuts]
+    return _Grid(grid.xs, ys, grid.horizontal + drawn, grid.vertical)
 
 
 def _coarse(placed: list[tuple[int, Span]]) -> bool:
@@ -166,6 +204,22 @@ def _anchors(grid: _Grid, n_rows: int, n_cols: int) -> list[list[tuple[int, int]
             elif r and not _crossed(at_y[r], mid_x) and anchor[r - 1][c][1] == c:
                 anchor[r][c] = anchor[r - 1][c]
     return anchor
+
+
+def _open_rows(anchor: list[list[tuple[int, int]]], by_row: dict[int, list[tuple[int, Span]]]) -> None:
+    """Rows that no vertical rule crosses, but whose text stands apart in several columns, get a cell
+    per column: tables that draw their columns' borders in the header only and rule the body with
+    horizontal lines alone (every row a band). A row whose text is one line across is a spanning row
+    (a section label) and stays one cell."""
+    for r, placed in by_row.items():
+        row = anchor[r]
+        if len(row) < 2 or any(key != row[0] for key in row):
+            continue
+        fragments = [line for band in build_rows([span for _, span in placed]) for line in band.lines]
+        column = {id(span): c for c, span in placed}
+        if len({column[id(line.spans[0])] for line in fragments}) >= 2 and all(
+                len({column[id(span)] for span in line.spans}) == 1 for line in fragments):
+            anchor[r] = [(r, c) for c in range(len(row))]
 
 
 def _crossed(rules: list[Rule], mid: float) -> bool:

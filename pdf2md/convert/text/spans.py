@@ -24,6 +24,10 @@ MIN_FONT_SIZE = 2.0
 MAX_RULE_THICKNESS = 3.0
 """A path thinner than this (points) in one direction is a rule: a table border or a separator."""
 MIN_RULE_LENGTH = 4.0
+TALL_GLYPH = 2.0
+"""A lone glyph whose box is this many times its font size tall reports its font's box, not its own."""
+DESCENT = 0.2
+"""Share of the font size below the baseline, for a glyph box rebuilt from its origin."""
 _CASE_JOIN = re.compile(r"[a-z][A-Z]")
 SPACE_GAP = 0.1
 """A gap this many character heights wider than usual between two letters is a word space (layout uses it too)."""
@@ -170,9 +174,11 @@ def _spans(textpage: raw.FPDF_TEXTPAGE, text: str) -> list[Span]:
         word = match.group()
         if _RTL.search(word):
             word = _logical_clusters(textpage, word, first, rect)
-        a = _char_box(textpage, first, rect)
-        b = _char_box(textpage, last, rect)
         font = _font_facts(textpage, first, fonts)
+        a = _char_box(textpage, first, rect)
+        b = _char_box(textpage, last, rect) if last > first else a
+        if last == first and font.orient == 0 and a[3] - a[1] > TALL_GLYPH * font.size >= MIN_FONT_SIZE:
+            a = b = _on_baseline(textpage, first, a, font.size)
         vertical = font.orient % 2 == 1
         if _continuous(a, b, last - first + 1, vertical):
             pieces = [_make_span(word, a, b, font)]
@@ -270,6 +276,15 @@ def _split_at_spaces(textpage: raw.FPDF_TEXTPAGE, word: str, start: int, rect: r
     for piece in pieces[1:]:
         piece.spaced = True
     return pieces
+
+
+def _on_baseline(textpage: raw.FPDF_TEXTPAGE, index: int, box: Rect, size: float) -> Rect:
+    """A lone glyph's box cut to its font size about its baseline: a symbol font's bullet can report a box
+    two or three lines tall (its font's ascent and descent), which puts it in the row above its text."""
+    x, y = ctypes.c_double(), ctypes.c_double()
+    if not raw.FPDFText_GetCharOrigin(textpage, index, ctypes.byref(x), ctypes.byref(y)):
+        return box
+    return box[0], y.value - DESCENT * size, box[2], y.value + (1 - DESCENT) * size
 
 
 def _char_box(textpage: raw.FPDF_TEXTPAGE, index: int, rect: raw.FS_RECTF) -> tuple[float, float, float, float]:

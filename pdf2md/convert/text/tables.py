@@ -74,17 +74,69 @@ class Table:
         return "\n".join(out)
 
     def _html(self) -> str:
-        out = ["<table>"]
-        for r, (cells, spans) in enumerate(zip(self.cells, self.spans)):
-            tag = "th" if r < self.header_rows else "td"
-            tds = "".join(f"<{tag}{_colspan(n)}>{html.escape(c)}</{tag}>" for c, n in zip(cells, spans))
+        """The header rows in `<thead>` as `<th>`, the body in `<tbody>`. A heading with nothing under it in
+        the header rows below (the stub's heading, a column's heading beside a group's) spans those rows,
+        so a reader finds it over its column and not an empty cell."""
+        depth = min(self.header_rows, len(self.cells))
+        rows = _lifted(self.cells[:depth], self.spans[:depth]) + self.cells[depth:]
+        down = _rowspans(rows[:depth], self.spans[:depth])
+        out = ["<table>", "<thead>"] if depth else ["<table>"]
+        for r, (cells, spans) in enumerate(zip(rows, self.spans)):
+            if r == depth:
+                out += ["</thead>", "<tbody>"] if depth else ["<tbody>"]
+            tag = "th" if r < depth else "td"
+            tds = "".join(f"<{tag}{_span('rowspan', down.get((r, i), 1))}{_span('colspan', n)}>{html.escape(c)}</{tag}>"
+                          for i, (c, n) in enumerate(zip(cells, spans)) if down.get((r, i), 1) > 0)
             out.append(f"<tr>{tds}</tr>")
-        out.append("</table>")
+        out += ["</tbody>", "</table>"] if len(self.cells) > depth else ["</thead>", "</table>"]
         return "\n".join(out)
 
 
-def _colspan(n: int) -> str:
-    return f' colspan="{n}"' if n > 1 else ""
+def _same_extent(starts: list[list[int]], spans: list[list[int]], r: int, i: int, below: int) -> int | None:
+    """The index of the cell of header row `below` over exactly the columns of cell i of row r, if any."""
+    j = next((j for j, at in enumerate(starts[below]) if at == starts[r][i]), None)
+    return j if j is not None and spans[below][j] == spans[r][i] else None
+
+
+def _lifted(cells: list[list[str]], spans: list[list[int]]) -> list[list[str]]:
+    """Header rows with a heading that has only empty cells above it (the stub's heading, a column beside
+    the groups of the others, set on the header's last line) moved up into the topmost of them: it heads
+    its column from the top of the header, as the other columns' group headings do."""
+    out = [list(row) for row in cells]
+    starts = [[sum(row[:i]) for i in range(len(row))] for row in spans]
+    for r in range(len(out) - 1):
+        for i, text in enumerate(out[r]):
+            below, j = r + 1, _same_extent(starts, spans, r, i, r + 1) if not text else None
+            while j is not None and not out[below][j] and below + 1 < len(out):
+                below, j = below + 1, _same_extent(starts, spans, r, i, below + 1)
+            if j is not None and out[below][j]:
+                out[r][i], out[below][j] = out[below][j], ""
+    return out
+
+
+def _rowspans(cells: list[list[str]], spans: list[list[int]]) -> dict[tuple[int, int], int]:
+    """For header cells: how many rows each spans (absent: 1), 0 for an empty cell that a heading above
+    covers. A heading spans down while the rows below hold, over exactly its columns, one empty cell."""
+    starts = [[sum(row[:i]) for i in range(len(row))] for row in spans]
+    out: dict[tuple[int, int], int] = {}
+    for r, row in enumerate(cells):
+        for i, text in enumerate(row):
+            if not text or out.get((r, i)) == 0:
+                continue
+            below = r + 1
+            while below < len(cells):
+                j = _same_extent(starts, spans, r, i, below)
+                if j is None or cells[below][j] or out.get((below, j)) == 0:
+                    break
+                out[(below, j)] = 0
+                below += 1
+            if below > r + 1:
+                out[(r, i)] = below - r
+    return out
+
+
+def _span(name: str, n: int) -> str:
+    return f' {name}="{n}"' if n > 1 else ""
 
 
 def _pipe_cell(text: str) -> str:
