@@ -43,6 +43,9 @@ EDGE_ROWS = 4
 SHARE = 0.4
 """A masked margin line on at least this share of the pages (and on 3) is running furniture."""
 MIN_PAGES = 4
+CHAPTER_PAGES = 3
+"""A line nearest the page's edge on this many pages is a running head too, one that changes with the
+chapter (on fewer pages than SHARE)."""
 _END_NUMBER = re.compile(r"^(?:page\s*)?(\d{1,4})\b|\b(\d{1,4})$", re.IGNORECASE)
 
 
@@ -114,8 +117,11 @@ def label_document(path: Path) -> Iterator[Labelled]:
     if len(kept) < MIN_PAGES:
         return
     counts: Counter[tuple[str, str]] = Counter()
+    outermost: Counter[tuple[str, str]] = Counter()  # the same, as the row nearest the page's edge
     for _, page in kept:
         counts.update({(end, _key(line.text)) for end, row in _ends(page) for line in row.lines})
+        outermost.update({(end, _key(line.text)) for end, row in _ends(page) for line in row.lines
+                          if row is page.rows[0] or row is page.rows[-1]})
     threshold = max(3, SHARE * len(kept))
     offsets = _folio_offsets(kept, threshold)
     for index, page in kept:
@@ -123,8 +129,9 @@ def label_document(path: Path) -> Iterator[Labelled]:
         dropped = {id(row) for row in furniture}
         for end, row in _ends(page):
             folio = any(n - index in offsets.get(end, ()) for line in row.lines for n in _numbers(line.text))
-            running = folio or all(counts[(end, _key(line.text))] >= threshold and _key(line.text).strip("#")
-                                   for line in row.lines)
+            running = folio or all(_key(line.text).strip("#") and (
+                counts[(end, _key(line.text))] >= threshold or outermost[(end, _key(line.text))] >= CHAPTER_PAGES)
+                for line in row.lines)
             yield Labelled(path.name, index, row, page.rows, page.frame, running, id(row) in dropped)
 
 

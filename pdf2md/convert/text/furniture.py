@@ -66,7 +66,7 @@ _PATTERNS = re.compile("|".join((
     r"\bpage\s+\d+\b|\brev(ision)?\.?\s*[a-z]?\d|\bpart\s+(no|number)\b",
 )), re.IGNORECASE)
 _URL_ONLY = re.compile(r"^((https?://)?(www\.)?[\w-]+(\.[\w-]+)+(/\S*)?|doi:?\s*\S+|10\.\d{4,9}/\S+)$", re.IGNORECASE)
-_CAPTION = re.compile(r"^(fig(ure)?|tab(le)?|listing|exhibit|chart|scheme|algorithm)\.?\s*[A-Z]?\d", re.IGNORECASE)
+_CAPTION = re.compile(r"^(fig(ure)?|tab(le)?|listing|exhibit|chart|scheme|algorithm)\.?\s*[A-Z]?[-.]?\d", re.IGNORECASE)
 _NOTE = re.compile(r"^(sources?|notes?|quelle|anmerkung)\s*:", re.IGNORECASE)
 """A table's or figure's source note ('Source: LSA Février, 1998'): body text, however dated."""
 _TEXT_RULE = re.compile(r"^[\s_\-–—=~·.•*]{8,}$")
@@ -133,8 +133,11 @@ def split_furniture(rows: list[Row], frame: Rect, rules: Sequence[Rect] = ()) ->
     body = BodyFacts.of(rows)
     if body is None or body.height <= 0:
         return rows, []
-    across = [r for r in rules if r[3] - r[1] <= 0.3 * body.height and not _boxed(r, rules)
+    across = [r for r in rules if r[3] - r[1] <= 0.3 * body.height
               and min(r[2], body.x1) - max(r[0], body.x0) >= RULE_SPAN * (body.x1 - body.x0)]
+    if across:
+        verticals = [v for v in rules if v[2] - v[0] <= 2 < v[3] - v[1]]
+        across = [r for r in across if not _boxed(r, verticals)]
     top = max(_peel(rows, body, frame, from_top=True), _ruled_off(rows, body, frame, across, from_top=True))
     rest = rows[top:][::-1]
     bottom = max(_peel(rest, body, frame, from_top=False), _ruled_off(rest, body, frame, across, from_top=False))
@@ -185,11 +188,12 @@ def _ruled_off(rows: list[Row], body: BodyFacts, frame: Rect, rules: list[Rect],
         middle = (outer.y0 + outer.y1) / 2
         if (frame[3] - middle if from_top else middle - frame[1]) > BAND * page_height:
             return 0
-        if not all(_short(line.text) and not _kept(line, body) for row in rows[:k] for line in row.lines):
-            return 0
-        if _typed_rule(inner):
-            return k + 1
+        if not all(len(row.lines) <= 2 and all(_short(line.text) and not _kept(line, body) for line in row.lines)
+                   for row in rows[:k]):
+            return 0  # a row of three cells or more over a rule is a table's header
         edge = outer.y0 if from_top else outer.y1  # the side of the outer rows facing the body
+        if _typed_rule(inner, body) and abs((inner.y1 if from_top else inner.y0) - edge) <= reach:
+            return k + 1
         far = rows[0].y1 if from_top else rows[0].y0
         below = [r for r in rules if abs(r[1] - edge) <= reach and not _underline(r, outer)
                  and (inner.y1 <= r[1] <= middle if from_top else middle <= r[1] <= inner.y0)]
@@ -199,11 +203,11 @@ def _ruled_off(rows: list[Row], body: BodyFacts, frame: Rect, rules: list[Rect],
     return 0
 
 
-def _boxed(rule: Rect, rules: Sequence[Rect]) -> bool:
+def _boxed(rule: Rect, verticals: list[Rect]) -> bool:
     """Whether a horizontal rule is the edge of a box (a vertical rule meets one of its ends): a frame
     round a formula or a table, which sets nothing off from the body."""
-    return any(v[2] - v[0] <= 2 and v[3] - v[1] > 2 and v[1] - 2 <= rule[1] <= v[3] + 2
-               and (abs(v[0] - rule[0]) <= 2 or abs(v[2] - rule[2]) <= 2) for v in rules)
+    return any(v[1] - 2 <= rule[1] <= v[3] + 2
+               and (abs(v[0] - rule[0]) <= 2 or abs(v[2] - rule[2]) <= 2) for v in verticals)
 
 
 def _underline(rule: Rect, row: Row) -> bool:
@@ -212,8 +216,12 @@ def _underline(rule: Rect, row: Row) -> bool:
                for line in row.lines)
 
 
-def _typed_rule(row: Row) -> bool:
-    return len(row.lines) == 1 and bool(_TEXT_RULE.match(row.lines[0].text))
+def _typed_rule(row: Row, body: BodyFacts) -> bool:
+    """A row typed as a rule across the body. Not in a monospaced face: preformatted text underlines its
+    own headings with '~~~~' or '----'."""
+    line = row.lines[0]
+    return (len(row.lines) == 1 and not line.mono and bool(_TEXT_RULE.match(line.text))
+            and line.x1 - line.x0 >= RULE_SPAN * (body.x1 - body.x0))
 
 
 def _beyond_folio(rows: list[Row], kinds: list[Kind | None], body: BodyFacts, at_foot: bool) -> None:
