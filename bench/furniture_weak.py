@@ -9,14 +9,14 @@ knowledge: a row they drop that repeats is a hit, one they drop that does not re
     .venv/bin/python bench/furniture_weak.py [--half tune|check] [--show] PDF_OR_FOLDER...
 
 `--half` keeps the documents of one half (the split of bench/dev_split.py, by the file's name), so rules
-are written looking at one half and checked on the other. The same rows and labels train the furniture
-classifier (train/furniture.py).
+are written looking at one half and checked on the other. The labels are weak: a running head that
+alternates between two texts, or changes with each section on fewer pages, counts as body ('over'), so
+read the rows `--show` prints before taking an 'over' for lost body text.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 import sys
 from collections import Counter
@@ -35,8 +35,6 @@ from pdf2md.convert.text.furniture import BAND, split_furniture  # noqa: E402
 from pdf2md.convert.text.layout import Row, build_rows  # noqa: E402
 from pdf2md.convert.text.ruled import find_ruled_tables  # noqa: E402
 from pdf2md.convert.text.spans import Rect, read_page  # noqa: E402
-
-log = logging.getLogger("furniture_weak")
 
 EDGE_ROWS = 4
 """Rows at each end of a page that are labelled (furniture is never deeper)."""
@@ -65,8 +63,6 @@ class Labelled:
     doc: str
     page: int
     row: Row
-    rows: list[Row]
-    frame: Rect
     running: bool
     dropped: bool
 
@@ -132,7 +128,7 @@ def label_document(path: Path) -> Iterator[Labelled]:
             running = folio or all(_key(line.text).strip("#") and (
                 counts[(end, _key(line.text))] >= threshold or outermost[(end, _key(line.text))] >= CHAPTER_PAGES)
                 for line in row.lines)
-            yield Labelled(path.name, index, row, page.rows, page.frame, running, id(row) in dropped)
+            yield Labelled(path.name, index, row, running, id(row) in dropped)
 
 
 def _numbers(text: str) -> list[int]:
@@ -168,7 +164,6 @@ def main() -> int:
     parser.add_argument("--half", choices=("tune", "check"))
     parser.add_argument("--show", action="store_true", help="print every row the rules get wrong")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     total = Counter[str]()
     print(f"{'document':44} {'rows':>5} {'run':>4} {'hit':>4} {'over':>4} {'miss':>4}")
     for path in pdfs(args.paths, args.half):
