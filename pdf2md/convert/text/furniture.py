@@ -1,12 +1,12 @@
 """Page furniture found on one page alone: running heads, folios, banners and stamps in the margin bands.
 
 Repetition across pages (see textlayer) cannot find the furniture of a one-page or short document. What a
-reader sees can: furniture sits in the top or bottom band of the page, apart from the body block or ruled off from
-it, and is set
-smaller than the body, carries a page number at its outer end, or has a shape no body line has (a URL, a DOI,
-a date, a copyright or "downloaded from" line, a volume/issue banner). Removing body text is as wrong as
-keeping furniture, so every rule needs the row to be short, not a sentence, not a caption or footnote, and
-separated from the body by a gap.
+reader sees can: furniture sits in the top or bottom band of the page, apart from the body block (or ruled
+off from it by a rule across the body), and is set smaller than the body, carries a page number at its outer
+end, or has a shape no body line has (a URL, a DOI, a date, a copyright or "downloaded from" line, a
+volume/issue banner, a volume:page folio). Removing body text is as wrong as keeping furniture, so every rule
+needs the row to be short, not a sentence, not a caption, source note or footnote, and separated from the
+body by a gap or a rule.
 """
 
 from __future__ import annotations
