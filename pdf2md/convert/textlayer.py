@@ -108,7 +108,7 @@ def _layout(page: PageSpans) -> _PageLayout:
             ruled = [*ruled, *banded]
         rows = build_rows(rest)
         if rank == 0:
-            rows, _ = split_furniture(rows, page.frame(orient))
+            rows, _ = split_furniture(rows, page.frame(orient), page.rules if orient == 0 else ())
             body = BodyFacts.of(rows) if orient == 0 else None
         items.extend(ordered_items(rows, ruled))
         if orient == 0:

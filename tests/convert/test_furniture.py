@@ -1,4 +1,4 @@
-"""Page furniture on one page alone (issue 18, class 1), and the body text next to it that must stay.
+"""Page furniture on one page alone (issue 18 class 1, issue 22 class 3), and the body text next to it that must stay.
 
 Each fixture is a one-page PDF, so repetition across pages cannot help: what is found is found by position,
 type size, isolation and shape. Assertions are olmOCR-style: furniture absent, body sentences present.
@@ -139,3 +139,96 @@ def test_a_numbered_heading_in_body_type_near_the_foot_is_kept(make_pdf: MakePdf
                        *body(last - 50, PARAGRAPH[:2])])
     md = text_md(make_pdf(page))
     assert "12 Apples and Oranges" in md
+
+
+# --- issue 22, class 3: banners, running heads and footers on one page, and the body beside them ---------
+
+
+def test_journal_banner_with_volume_date_and_folio_on_one_line_is_dropped(make_pdf: MakePdf) -> None:
+    page = Page(texts=[(72, 750, "Journal of Applied Examples, Vol. 26, No. 2, March 2020, pp. 101-120", "F1", 8),
+                       (530, 750, "103", "F1", 8), *paragraphs(700, 6)])
+    md = text_md(make_pdf(page))
+    assert "Journal of Applied Examples" not in md and "103" not in md
+    assert md.startswith("The committee reviewed every submission")
+
+
+def test_article_folio_glued_to_a_running_title_is_no_heading(make_pdf: MakePdf) -> None:
+    # an article-number folio and the short title set as one bold line over the body: no '## 26:2 ...'
+    page = Page(texts=[(72, 745, "26:2 Committee Work in Practice", "F2", 11), *paragraphs(700, 6)])
+    md = text_md(make_pdf(page))
+    assert "Committee Work in Practice" not in md
+    assert md.startswith("The committee reviewed every submission")
+
+
+def test_a_numbered_heading_at_the_top_of_a_page_is_kept(make_pdf: MakePdf) -> None:
+    page = Page(texts=[(72, 745, "2.6 Committee Work in Practice", "F2", 11), *paragraphs(700, 6)])
+    assert "Committee Work in Practice" in text_md(make_pdf(page))
+
+
+def test_downloaded_from_stamp_alone_at_the_foot_is_dropped(make_pdf: MakePdf) -> None:
+    page = Page(texts=[*paragraphs(700, 6),
+                       (160, 40, "Downloaded from journals.example.com by guest on 12 June 2024", "F1", 7)])
+    md = text_md(make_pdf(page))
+    assert "Downloaded from" not in md
+    assert md.rstrip().endswith("before the next meeting of the working group.")
+
+
+def test_manual_running_head_over_a_rule_is_dropped(make_pdf: MakePdf) -> None:
+    # a manual's section running head in body type, its edition date at the right, ruled off the body
+    page = Page(texts=[(72, 745, "Hydro Network Data Model, Edition 1.0"), (494, 745, "2004-06"),
+                       (72, 712, "Overview", "F2", 12), *paragraphs(690, 6)],
+                lines=[(72, 740, 540, 740)])
+    md = text_md(make_pdf(page))
+    assert "Hydro Network" not in md and "2004-06" not in md
+    assert md.startswith("**Overview**") or md.startswith("#") or md.startswith("Overview")
+
+
+def test_running_head_over_a_typed_rule_is_dropped(make_pdf: MakePdf) -> None:
+    page = Page(texts=[(380, 745, "Presentation of Findings"), (72, 733, "_" * 84), *paragraphs(690, 6)])
+    md = text_md(make_pdf(page))
+    assert "Presentation of Findings" not in md and "____" not in md
+    assert md.startswith("The committee reviewed every submission")
+
+
+def test_multi_line_footer_with_series_number_and_large_folio_is_dropped(make_pdf: MakePdf) -> None:
+    page = Page(texts=[*paragraphs(700, 6), (510, 42, "ECB", "F2", 7),
+                       (440, 28, "Working Paper Series No 1299", "F2", 7), (555, 24, "37", "F2", 18),
+                       (490, 18, "February 2011", "F2", 7)])
+    md = text_md(make_pdf(page))
+    for furniture in ("ECB", "Working Paper Series", "February 2011", "37"):
+        assert furniture not in md
+    assert md.count("explained what had to change before the next meeting") == 6
+
+
+def test_caption_and_table_header_over_a_rule_at_the_top_are_kept(make_pdf: MakePdf) -> None:
+    # a table at the top of a page: its caption over a rule, and its header row of three cells over another
+    page = Page(texts=[(72, 745, "Table A-1. Summary of forecast assumptions", "F2", 10),
+                       (72, 722, "Region"), (250, 722, "Growth"), (450, 722, "Share"),
+                       *paragraphs(600, 5)],
+                lines=[(72, 738, 540, 738), (72, 716, 540, 716)])
+    md = text_md(make_pdf(page))
+    assert "Table A-1. Summary of forecast assumptions" in md
+    assert "Region" in md and "Growth" in md
+    # a table continued from the page before: its header row repeated over a rule, no caption
+    cells = [(72, 745, "Region"), (250, 745, "Growth"), (450, 745, "Share"),
+             *[(x, 722 - 14 * i, text) for i in range(3) for x, text in ((72, f"Area {i}"), (250, f"{i}.5"), (450, f"{i}%"))]]
+    md = text_md(make_pdf(Page(texts=[*cells, *paragraphs(600, 5)], lines=[(72, 739, 540, 739)])))
+    assert "Region" in md and "Share" in md
+
+
+def test_underlined_and_boxed_lines_at_the_edge_are_kept(make_pdf: MakePdf) -> None:
+    # an underlined line opening the page (the rule is as long as its text: no head rule); a framed
+    # formula box whose bottom edge lies over the last two lines, a label that looks like a folio among them
+    title = "The Committee and Its Work in Practice over the Past Decade"  # 303 pt wide in Helvetica 11
+    page = Page(texts=[(72, 745, title), *paragraphs(728, 6),
+                       (110, 100, "Definition 17", "F2", 11), (130, 86, "f(x) = x + 1 for every x in X")],
+                lines=[(72, 742, 375, 742), (90, 112, 540, 112), (90, 112, 90, 140), (540, 112, 540, 140)])
+    md = text_md(make_pdf(page))
+    assert md.startswith(title)
+    assert "Definition 17" in md and "f(x) = x + 1 for every x in X" in md
+
+
+def test_source_note_above_the_folio_is_kept(make_pdf: MakePdf) -> None:
+    page = Page(texts=[*paragraphs(700, 6), (72, 120, "Source: LSA Fevrier, 1998"), (300, 40, "98", "F1", 13)])
+    md = text_md(make_pdf(page))
+    assert md.rstrip().endswith("Source: LSA Fevrier, 1998")
