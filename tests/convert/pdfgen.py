@@ -45,8 +45,9 @@ def _content(page: Page) -> bytes:
     return b"\n".join(out)
 
 
-def write_pdf(path: Path, pages: list[Page]) -> Path:
-    """Write the pages as a valid PDF (with xref table) and return the path."""
+def write_pdf(path: Path, pages: list[Page], page_labels: str = "") -> Path:
+    """Write the pages as a valid PDF (with xref table) and return the path; `page_labels`: the /Nums array
+    of a /PageLabels number tree (e.g. "0 << /S /r >> 2 << /S /D >>")."""
     objects: list[bytes] = []
 
     def add(body: bytes) -> int:
@@ -67,7 +68,8 @@ def write_pdf(path: Path, pages: list[Page]) -> Path:
                         f"/Rotate {page.rotate} /Contents {cid} 0 R "
                         f"/Resources << /Font << {fonts} >> /XObject << /Im1 {image_id} 0 R >> >> >>".encode()))
     add(f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>".encode())
-    catalog = add(f"<< /Type /Catalog /Pages {pages_id} 0 R >>".encode())
+    labels = f" /PageLabels << /Nums [{page_labels}] >>" if page_labels else ""
+    catalog = add(f"<< /Type /Catalog /Pages {pages_id} 0 R{labels} >>".encode())
     return write_objects(path, objects, catalog)
 
 

@@ -23,9 +23,10 @@ from typing import Any, Protocol
 from PIL import Image
 
 from pdf2md.convert.backends import PageOutput
+from pdf2md.convert.document_model import join_blocks
 from pdf2md.convert.dolphin.batching import AdaptiveBatcher
 from pdf2md.convert.dolphin.layout import LayoutElement, PageGeometry, parse_layout, whole_page
-from pdf2md.convert.dolphin.markdown import ReadElement, figure_name, page_markdown, rule_for
+from pdf2md.convert.dolphin.markdown import ReadElement, figure_name, page_blocks, rule_for
 from pdf2md.convert.dolphin.profiles import Profile
 from pdf2md.convert.dolphin.prompts import LAYOUT_PROMPT
 from pdf2md.convert.dolphin.render import RenderedPage
@@ -392,7 +393,8 @@ class PageScheduler:
         }
         if peak_mb is not None:
             extra["gpu_peak_mb"] = peak_mb
-        return PageOutput(page_markdown(read, page.index, self.figures), seconds, extra)
+        blocks = page_blocks(read, page.index, self.figures, {e.order: _page_fraction(page, e.box) for e in elements})
+        return PageOutput(join_blocks(blocks), seconds, extra, blocks=blocks)
 
 
 def _figures(page: RenderedPage, elements: list[LayoutElement]) -> list[dict[str, Any]]:
@@ -408,6 +410,13 @@ def _figures(page: RenderedPage, elements: list[LayoutElement]) -> list[dict[str
         }
         for n, b in enumerate(boxes, 1)
     ]
+
+
+def _page_fraction(page: RenderedPage, box: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+    """An element's box as fractions of the page (clamped to it): the document model scales it to points."""
+    x0, y0, x1, y1 = page.geometry.content
+    width, height = x1 - x0, y1 - y0
+    return _fraction(box[0] - x0, width), _fraction(box[1] - y0, height), _fraction(box[2] - x0, width), _fraction(box[3] - y0, height)
 
 
 def _fraction(offset: int, extent: int) -> float:
