@@ -13,7 +13,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
-from pdf2md.contracts import BACKENDS, DEFAULT_RUNS_PREFIX, JobSettings, Plan, RunLayout, S3Uri, safe_run_id
+from pdf2md.contracts import (
+    BACKENDS,
+    DEFAULT_OUTPUTS,
+    DEFAULT_RUNS_PREFIX,
+    JobSettings,
+    Plan,
+    RunLayout,
+    S3Uri,
+    parse_outputs,
+    safe_run_id,
+)
 
 OPTIONAL_URIS = ("runs_uri", "passwords_uri", "inventory_uri")
 """Settings that may be empty: "" means "not set" once a RunConfig is built."""
@@ -65,12 +75,15 @@ class RunConfig:
     """An S3 Inventory report of the input bucket to plan from instead of listing it ("": list)."""
     aws_conn_id: str
     poll_interval_s: int
+    outputs: tuple[str, ...] = DEFAULT_OUTPUTS
+    """What each PDF becomes (contracts.OUTPUTS); a conf without the key: Markdown only."""
 
     @classmethod
     def from_params(cls, run_id: str, params: Mapping[str, Any]) -> RunConfig:
         """Checks the schema cannot express; raises ValueError with every problem at once."""
         names = {f.name for f in fields(cls)} - {"run_id"}
         values = {k: params[k] for k in names if k in params}
+        values.setdefault("outputs", DEFAULT_OUTPUTS)
         for name in OPTIONAL_URIS:
             if name in values and values[name] is None:
                 values[name] = ""  # the form's emptied field
@@ -95,6 +108,10 @@ class RunConfig:
             problems.append("runs_uri must not be inside input_uri or contain it")
         if values.get("backend") not in BACKENDS:
             problems.append(f"backend must be one of {', '.join(BACKENDS)}")
+        try:
+            values["outputs"] = parse_outputs(values["outputs"] or [])
+        except (ValueError, AttributeError, TypeError) as exc:
+            problems.append(f"outputs: {exc}" if not str(exc).startswith("outputs") else str(exc))
         if problems:
             raise ValueError("bad run configuration: " + "; ".join(problems))
         return cls(run_id=run_id, **values)
@@ -131,7 +148,8 @@ class RunState:
         """The record back from `to_xcom`'s shape; a TypeError or KeyError for anything else."""
         if not isinstance(data, Mapping):
             raise TypeError(f"a run state is a JSON object, got {type(data).__name__}")
-        return cls(RunConfig(**data["config"]), Plan.from_dict(data["plan"]), float(data["started_at"]))
+        config = {**data["config"], "outputs": tuple(data["config"].get("outputs", DEFAULT_OUTPUTS))}
+        return cls(RunConfig(**config), Plan.from_dict(data["plan"]), float(data["started_at"]))
 
     @property
     def layout(self) -> RunLayout:
@@ -180,6 +198,7 @@ def round_order(state: RunState, rnd: int, manifest_uri: str, array_size: int, p
         manifest_uri=manifest_uri, output_uri=config.output_uri, run_uri=str(state.layout.run), run_id=config.run_id,
         array_size=array_size, round=rnd, backend=config.backend, pdf_timeout_s=config.pdf_timeout_s,
         pdf_memory_mb=config.pdf_memory_mb, max_pages=config.max_pages, passwords_uri=config.passwords_uri or None,
+        outputs=parse_outputs(config.outputs),
     )
     return RoundOrder(job_name=job_name(config.run_id, rnd), array_size=array_size, environment=settings.to_env(),
                       price_per_hour=price_per_hour, budget_left_usd=budget_left_usd, price_source=price_source)

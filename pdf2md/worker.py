@@ -54,6 +54,7 @@ from pdf2md.convert import Conversion, ConvertOptions
 from pdf2md.convert.pipeline import model_backend_for
 from pdf2md.gpu_feeder import FeederPool, feeder_memory_mb
 from pdf2md.isolation import ConverterPool
+from pdf2md.outputs import outputs_meta, page_markers, sidecars
 from pdf2md.shard_pipeline import MAX_IO_THREADS, SKIP, ItemFailed, ShardIO, ShardPipeline, converter_processes_for
 
 if TYPE_CHECKING:
@@ -153,7 +154,8 @@ def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None
         return EXIT_SHARD_FAULT
     # chosen once here: `auto` then imports torch in this process only, not in every converter child
     model = "" if settings.backend == "text" else model_backend_for(settings.backend)
-    options = ConvertOptions(backend=settings.backend, passwords=passwords, max_pages=settings.max_pages, model=model)
+    options = ConvertOptions(backend=settings.backend, passwords=passwords, max_pages=settings.max_pages, model=model,
+                             page_markers=page_markers(settings.outputs))
     faulted = threading.Event()
     with _pool(settings, options, model, feeder_mb) as pool, ThreadPoolExecutor(1, thread_name_prefix="pdf2md-start") as starter:
         starting = starter.submit(pool.start, lambda: stop() or faulted.is_set())
@@ -303,7 +305,10 @@ def _publish(s3: S3Client, settings: JobSettings, state: ShardWork, entry: Manif
         run_id=settings.run_id,
         gpu_peak_mb=conversion.gpu_peak_mb,
         routes=[r.to_dict() for r in conversion.routes],
+        outputs=outputs_meta(settings.outputs),
     )
+    if not _write_sidecars(s3, settings, state, entry, key, conversion):
+        return
     body = conversion.markdown.encode()
     # A token for this one write: when botocore retries a PUT whose response was lost, the retry meets
     # 412 and the HEAD below finds this token, i.e. our own write, not another attempt's.
@@ -332,6 +337,20 @@ def _publish(s3: S3Client, settings: JobSettings, state: ShardWork, entry: Manif
         state.skip()
         return
     state.add_converted(meta, conversion.pages)
+
+
+def _write_sidecars(s3: S3Client, settings: JobSettings, state: ShardWork, entry: ManifestEntry, key: str,
+                    conversion: Conversion) -> bool:
+    """The outputs besides the Markdown, written before it (pdf2md.outputs says why); False: the PDF failed."""
+    output = S3Uri.parse(settings.output_uri)
+    md_rel = key[len(output.dir_prefix):]
+    try:
+        for car in sidecars(md_rel, conversion, settings.outputs, {"uri": entry.uri, "etag": entry.etag}):
+            s3io.put_bytes(s3, output.bucket, output.dir_prefix + car.rel, car.body, car.content_type)
+    except (ClientError, BotoCoreError) as exc:
+        state.fail(entry, ErrorKind.S3_ERROR, f"writing the outputs beside the Markdown: {exc}")
+        return False
+    return True
 
 
 def _write_records(s3: S3Client, layout: RunLayout, state: ShardWork) -> None:

@@ -85,7 +85,8 @@ def plan_task() -> dict[str, Any]:
     config = _config(get_current_context())
     started = time.time()
     plan = plan_round(s3_client(config), config.layout, config.input_uri, config.output_uri, config.array_size,
-                      retry_failed=config.retry_failed, run_id=config.run_id, inventory_uri=config.inventory_uri or None)
+                      retry_failed=config.retry_failed, run_id=config.run_id, inventory_uri=config.inventory_uri or None,
+                      outputs=config.outputs)
     return RunState(config, plan, started).to_xcom()
 
 
