@@ -26,6 +26,7 @@ from pdf2md.contracts import (
     DEFAULT_RUNS_PREFIX,
     ENV_JOB_QUEUE,
     ENV_OUTPUT_URI,
+    ENV_OUTPUTS,
     ENV_RUNS_URI,
     OUTPUTS,
     S3Uri,
@@ -136,7 +137,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from pdf2md.convert.pipeline import model_backend_for
     from pdf2md.gpu_feeder import FeederPool, feeder_memory_mb
     from pdf2md.isolation import ConverterPool
-    from pdf2md.outputs import page_markers, sidecars
+    from pdf2md.outputs import page_markers, wants_figures, written
     from pdf2md.shard_pipeline import ShardIO, ShardPipeline, converter_processes_for
 
     if args.jobs < 0:
@@ -150,7 +151,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     model = "" if args.backend == "text" else model_backend_for(args.backend)
     outputs = parse_outputs([*args.outputs, *(["page-markers"] if args.page_markers else [])])
     options = ConvertOptions(backend=args.backend, passwords=tuple(args.password), max_pages=args.max_pages,
-                             page_markers=page_markers(outputs), model=model)
+                             page_markers=page_markers(outputs), model=model, figures=wants_figures(outputs))
+    os.environ[ENV_OUTPUTS] = ",".join(outputs)  # the model backend, in the converter children, reads it
     report: dict[str, Any] = {"converted": [], "skipped": [], "failed": []}
     if args.skip_existing:
         report["skipped"] = [{"source": j.source, "output": str(outdir / j.rel_md)} for j in jobs
@@ -163,9 +165,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
     def publish(job: Job, _context: object, result: Any) -> None:
         target = outdir / job.rel_md
-        for car in sidecars(job.rel_md, result, outputs, {"uri": job.source}):
+        out = written(job.rel_md, result, outputs, {"uri": job.source})
+        for car in out.sidecars:
             _write_atomically(outdir / car.rel, car.body, mode)
-        _write_atomically(target, result.markdown, mode)
+        _write_atomically(target, out.markdown, mode)
         with lock:
             report["converted"].append({
                 "source": job.source, "output": str(target), "pages": result.pages,

@@ -9,12 +9,14 @@ write the same sidecars, one to S3 and one to a folder.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pdf2md.contracts import CONVERTER_VERSION, DEFAULT_OUTPUTS
 from pdf2md.convert import Conversion
 from pdf2md.convert.document_json import JSON_CONTENT_TYPE, document_bytes
+from pdf2md.convert.figures import FIGURE_CONTENT_TYPE, linked
 
 
 @dataclass(frozen=True)
@@ -30,13 +32,37 @@ def page_markers(outputs: Sequence[str]) -> bool:
     return "page-markers" in outputs
 
 
-def sidecars(md_rel: str, conversion: Conversion, outputs: Sequence[str], source: dict[str, str] | None = None) -> list[Sidecar]:
-    """The objects `outputs` asks for beside the Markdown at `md_rel` (a path ending in .md)."""
+@dataclass(frozen=True)
+class Written:
+    """What a converted PDF becomes: the Markdown's text, and the sidecars to write before it."""
+
+    markdown: str
+    sidecars: list[Sidecar]
+
+    @property
+    def figures(self) -> int:
+        return sum(car.content_type == FIGURE_CONTENT_TYPE for car in self.sidecars)
+
+
+def written(md_rel: str, conversion: Conversion, outputs: Sequence[str], source: dict[str, str] | None = None) -> Written:
+    """The Markdown at `md_rel` (a path ending in .md) and the objects `outputs` asks for beside it: with
+    figures, the images under <name>.assets/ and the Markdown and JSON re-rendered from the document with
+    the figures linked (relative to the Markdown, so a synced copy of the prefix reads anywhere)."""
+    document, markdown = conversion.document, conversion.markdown
     out: list[Sidecar] = []
+    if "figures" in outputs and conversion.images:
+        stem = md_rel[:-3]
+        document = linked(document, posixpath.basename(stem) + ".assets")
+        markdown = document.markdown(page_markers(outputs))
+        out += [Sidecar(f"{stem}.assets/{name}", data, FIGURE_CONTENT_TYPE) for name, data in conversion.images.items()]
     if "json" in outputs:
-        body = document_bytes(conversion.document, source=source, converter_version=CONVERTER_VERSION, backend=conversion.backend)
+        body = document_bytes(document, source=source, converter_version=CONVERTER_VERSION, backend=conversion.backend)
         out.append(Sidecar(md_rel[:-3] + ".json", body, JSON_CONTENT_TYPE))
-    return out
+    return Written(markdown, out)
+
+
+def wants_figures(outputs: Sequence[str]) -> bool:
+    return "figures" in outputs
 
 
 def outputs_meta(outputs: Sequence[str]) -> str | None:

@@ -163,3 +163,47 @@ def test_cli_outputs_and_the_page_markers_alias(tmp_path: Path) -> None:
     assert not (tmp_path / "b" / "crazyones.json").exists()
     bad = subprocess.run([*env_cmd, "-o", str(tmp_path / "c"), "--outputs", "json"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and "must include markdown" in bad.stderr
+
+
+def _figure_pdf(s3: Any, bucket: str, tmp_path: Path) -> str:
+    from tests.convert.pdfgen import Page, write_pdf
+
+    path = write_pdf(tmp_path / "fig.pdf", [Page(texts=[(72, 720, "A page with one figure on it"), (72, 300, "Text under the figure.")],
+                                                 image=True, image_rect=(72, 400, 300, 200))])
+    s3.put_object(Bucket=bucket, Key="in/fig.pdf", Body=path.read_bytes())
+    return "in/fig.pdf"
+
+
+def test_figures_cost_one_put_each_and_their_links_resolve(s3: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = _figure_pdf(s3, bucket, tmp_path)
+    out = S3Uri(bucket, "out/")
+    assert _count(s3, bucket, [key], "r-fig", ("markdown", "figures"), monkeypatch) == {"GetObject": 1, "PutObject": 2}
+    got = s3.get_object(Bucket=bucket, Key=output_key(out, "fig.pdf"))
+    assert got["Metadata"]["figures"] == "1" and got["Metadata"]["outputs"] == "markdown,figures"
+    markdown = got["Body"].read().decode()
+    assert "![Figure 1](fig.assets/page-0001-figure-01.png)" in markdown
+    image = s3.get_object(Bucket=bucket, Key="out/fig.assets/page-0001-figure-01.png")
+    assert image["ContentType"] == "image/png" and image["Body"].read()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a rerun replaces the image rather than adding another
+    s3.delete_object(Bucket=bucket, Key=output_key(out, "fig.pdf"))
+    _count(s3, bucket, [key], "r-fig2", ("markdown", "figures"), monkeypatch)
+    assets = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="out/fig.assets/")["Contents"]]
+    assert assets == ["out/fig.assets/page-0001-figure-01.png"]
+
+
+def test_a_pdf_whose_markdown_cannot_be_written_leaves_no_sidecars(s3: Any, bucket: str, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    _figure_pdf(s3, bucket, tmp_path)
+
+    def refuse_markdown(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key", "").endswith(".md"):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "PutObject")
+
+    s3.meta.events.register("provide-client-params.s3.PutObject", refuse_markdown)
+    try:
+        _count(s3, bucket, ["in/fig.pdf"], "r-deny", ("markdown", "json", "figures"), monkeypatch)
+    finally:
+        s3.meta.events.unregister("provide-client-params.s3.PutObject", refuse_markdown)
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="out/")

@@ -24,6 +24,8 @@ class PageOutput:
     """The page's Markdown as blocks, boxes as fractions of the page (0..1, top-left origin): the caller
     knows the page's size in points and scales them. Empty: the backend gives only `markdown`."""
     confidence: PageConfidence | None = None
+    images: tuple[bytes, ...] = ()
+    """PNGs of the page's figure blocks, in their order (only when the backend was asked to cut them)."""
 
 
 class PageBackend(Protocol):

@@ -25,6 +25,7 @@ from pdf2md.convert.backends import BackendUnavailable, PageOutput, auto_model_b
 from pdf2md.convert.document import open_pdf
 from pdf2md.convert.document_model import Block, Document, Page, PageConfidence, markdown_only
 from pdf2md.convert.errors import ConversionError
+from pdf2md.convert.figures import in_reading_order, named, text_page_figures
 from pdf2md.convert.page_facts import page_labels, page_sizes
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class ConvertOptions:
     model: str = ""
     """The model backend for pages without a usable text layer, when the caller has already chosen it ('':
     model_backend_for(backend)). A shard chooses once, so that `auto` does not import torch in every child."""
+    figures: bool = False
+    """Cut the text pages' figures out as images (the `figures` output; model pages: the backend's setting)."""
 
 
 @dataclass
@@ -66,6 +69,8 @@ class Conversion:
     seconds: float
     document: Document = field(default_factory=lambda: Document(()))
     """The typed document the Markdown was written from (and the JSON is)."""
+    images: dict[str, bytes] = field(default_factory=dict)
+    """The figures' PNGs by the name their blocks carry (empty unless figures were asked for)."""
 
     @property
     def gpu_peak_mb(self) -> float | None:
@@ -99,6 +104,8 @@ class Plan:
     """The text layer's blocks per page (empty for pages going to the model)."""
     confidence: list[PageConfidence | None] = field(default_factory=list)
     """The text-layer checks of each text page (None for the others)."""
+    figures: list[list[tuple[Block, bytes]]] = field(default_factory=list)
+    """The text pages' figures with their PNGs, when asked for."""
 
     @property
     def model_pages(self) -> list[int]:
@@ -141,6 +148,7 @@ def plan_document(doc: pdfium.PdfDocument, options: ConvertOptions, started: flo
         for i in range(n_pages)
     ]
     has_model_pages = any(route == "model" for route, _ in decisions)
+    sizes = page_sizes(doc)
     return Plan(
         pages=n_pages,
         decisions=decisions,
@@ -148,11 +156,13 @@ def plan_document(doc: pdfium.PdfDocument, options: ConvertOptions, started: flo
         model=(options.model or model_backend_for(options.backend)) if has_model_pages else "",
         page_markers=options.page_markers,
         started=started,
-        sizes=page_sizes(doc),
+        sizes=sizes,
         labels=page_labels(doc),
         blocks=[layer.pages[i].blocks if layer and route == "text" else () for i, (route, _) in enumerate(decisions)],
         confidence=[text_confidence(layer.pages[i].stats) if layer and route == "text" else None
                     for i, (route, _) in enumerate(decisions)],
+        figures=[text_page_figures(doc, i, *sizes[i]) if options.figures and route == "text" else []
+                 for i, (route, _) in enumerate(decisions)] if options.figures else [],
     )
 
 
@@ -160,18 +170,23 @@ def assemble(plan: Plan, model_out: Mapping[int, PageOutput]) -> Conversion:
     """The Conversion of a planned PDF, given the model's output for each of its model pages."""
     routes: list[PageRoute] = []
     pages: list[Page] = []
+    images: dict[str, bytes] = {}
     for i, (route, reason) in enumerate(plan.decisions):
         width, height = plan.sizes[i] if i < len(plan.sizes) else (0.0, 0.0)
         label = plan.labels[i] if i < len(plan.labels) else None
         if route == "model":
             out = model_out[i]
             blocks = tuple(b.scaled(width, height) for b in out.blocks) if out.blocks else markdown_only(out.markdown)
-            pages.append(Page(i + 1, width, height, plan.model, reason, blocks, label, out.confidence))
+            pages.append(named(Page(i + 1, width, height, plan.model, reason, blocks, label, out.confidence), images, list(out.images)))
             routes.append(PageRoute(page=i + 1, route=plan.model, reason=reason, seconds=round(out.seconds, 4), model=out.extra))
         else:
             blocks = plan.blocks[i] if i < len(plan.blocks) else markdown_only(plan.chunks[i])
             confidence = plan.confidence[i] if i < len(plan.confidence) else None
-            pages.append(Page(i + 1, width, height, route, reason, blocks, label, confidence))
+            figures = plan.figures[i] if i < len(plan.figures) else []
+            crops = {id(block): data for block, data in figures}
+            blocks = in_reading_order(blocks, [block for block, _ in figures]) if figures else blocks
+            page = Page(i + 1, width, height, route, reason, blocks, label, confidence)
+            pages.append(named(page, images, [crops.get(id(b)) for b in blocks if b.kind == "figure"]) if figures else page)
             routes.append(PageRoute(page=i + 1, route=route, reason=reason))
     document = Document(tuple(pages))
     return Conversion(
@@ -181,6 +196,7 @@ def assemble(plan: Plan, model_out: Mapping[int, PageOutput]) -> Conversion:
         routes=routes,
         seconds=time.perf_counter() - plan.started,
         document=document,
+        images=images,
     )
 
 

@@ -23,6 +23,8 @@ class Page:
     rotate: int = 0
     width: int = 612
     height: int = 792
+    image_rect: tuple[float, float, float, float] | None = None
+    """Where the image is drawn (x, y, width, height); None: over the whole page."""
 
 
 def _escape(text: str) -> bytes:
@@ -33,7 +35,8 @@ def _escape(text: str) -> bytes:
 def _content(page: Page) -> bytes:
     out = []
     if page.image:
-        out.append(f"q {page.width} 0 0 {page.height} 0 0 cm /Im1 Do Q".encode())
+        x, y, w, h = page.image_rect or (0, 0, page.width, page.height)
+        out.append(f"q {w} 0 0 {h} {x} {y} cm /Im1 Do Q".encode())
     out += [b"0.5 w %g %g m %g %g l S" % line for line in page.lines]
     for item in page.texts:
         x, y, text, font, size, mode, angle = (*item, *("F1", 11, 0, 0)[len(item) - 3:])

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from pdf2md.convert.document_model import BBox, Block, join_blocks
 from pdf2md.convert.dolphin.tables import table_markdown
 
-FIGURE_MODES = ("reference", "drop")
+FIGURE_MODES = ("drop", "image", "reference")
+"""drop: a figure is a block without Markdown (its box in the JSON, no link); image: the same, its image cut
+out for the writer to save and link; reference: a link to page-NNNN-figure-NN.png, for a caller that saves
+the images under those names itself."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,8 @@ def page_blocks(elements: Sequence[ReadElement], page: int, figures: str = "refe
         box = boxes.get(element.order) if boxes else None
         if block == "figure":
             figure_no += 1
-            if figures == "reference":
-                blocks.append(Block("figure", f"![Figure {figure_no}]({figure_name(page, figure_no)})", box, label=element.label))
+            link = f"![Figure {figure_no}]({figure_name(page, figure_no)})" if figures == "reference" else ""
+            blocks.append(Block("figure", link, box, label=element.label))
             continue
         written = WRITERS[block](element.text) if block in WRITERS else ""
         if written:

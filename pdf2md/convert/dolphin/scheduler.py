@@ -32,6 +32,7 @@ from pdf2md.convert.dolphin.prompts import LAYOUT_PROMPT
 from pdf2md.convert.dolphin.render import RenderedPage
 from pdf2md.convert.dolphin.repetition import cut_repetition
 from pdf2md.convert.errors import ConversionError
+from pdf2md.convert.figures import png
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +395,9 @@ class PageScheduler:
         if peak_mb is not None:
             extra["gpu_peak_mb"] = peak_mb
         blocks = page_blocks(read, page.index, self.figures, {e.order: _page_fraction(page, e.box) for e in elements})
-        return PageOutput(join_blocks(blocks), seconds, extra, blocks=blocks)
+        images = tuple(_figure_png(page, e.box) for e in sorted(elements, key=lambda e: e.order)
+                       if rule_for(e.label).block == "figure") if self.figures == "image" else ()
+        return PageOutput(join_blocks(blocks), seconds, extra, blocks=blocks, images=images)
 
 
 def _figures(page: RenderedPage, elements: list[LayoutElement]) -> list[dict[str, Any]]:
@@ -410,6 +413,13 @@ def _figures(page: RenderedPage, elements: list[LayoutElement]) -> list[dict[str
         }
         for n, b in enumerate(boxes, 1)
     ]
+
+
+def _figure_png(page: RenderedPage, box: tuple[int, int, int, int]) -> bytes:
+    """A figure cut from the image the model saw, within the page (not its padding)."""
+    x0, y0, x1, y1 = page.geometry.content
+    left, top = min(max(box[0], x0), x1 - 1), min(max(box[1], y0), y1 - 1)
+    return png(page.image.crop((left, top, max(left + 1, min(box[2], x1)), max(top + 1, min(box[3], y1)))))
 
 
 def _page_fraction(page: RenderedPage, box: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
