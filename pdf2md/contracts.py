@@ -497,6 +497,8 @@ class RoundSummary(Record):
     rerun_manifest_uri: str = ""
     rerun_array_size: int = 0
     rerun_entries: int = 0
+    figures: int = 0
+    """Figure images written with the round's Markdown."""
 
 
 @dataclass
@@ -524,6 +526,10 @@ class RunReport(Record):
     wall_seconds: float = 0.0
     pages_per_hour: float = 0.0
     message: str = ""
+    outputs: list[str] = field(default_factory=lambda: list(DEFAULT_OUTPUTS))
+    """What the run was asked to write per PDF (contracts.OUTPUTS)."""
+    figures: int = 0
+    """Figure images written."""
 
     def __post_init__(self) -> None:
         _coerce(self, "status", RunStatus)

@@ -86,6 +86,7 @@ class ShardOutcome:
     skipped: int = 0
     pages: int = 0
     seconds: float = 0.0
+    figures: int = 0
     permanent: Counter[str] = field(default_factory=Counter)
     retry: list[FailureRecord] = field(default_factory=list)
 
@@ -110,6 +111,7 @@ def reduce_round(s3: S3Client, layout: RunLayout, rnd: int, output_uri: str, arr
             summary.skipped += outcome.skipped
             summary.pages += outcome.pages
             summary.converter_seconds += outcome.seconds
+            summary.figures += outcome.figures
             permanent.update(outcome.permanent)
             for failure in outcome.retry:
                 retryable[failure.error_class] += 1
@@ -143,6 +145,7 @@ class _ShardReducer:
         outcome.converted = len(converted)
         outcome.pages = sum(m.pages for m in converted.values())
         outcome.seconds = sum(m.seconds for m in converted.values())
+        outcome.figures = sum(m.figures or 0 for m in converted.values())
         if files.failures is not None:
             failures = [f for f in _failures(self.s3, bucket, files.failures) if f"s3://{f.bucket}/{f.key}" not in converted]
             outcome.skipped = self.plan.shard_entries(shard) - outcome.converted - len(failures)
