@@ -137,7 +137,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from pdf2md.convert.pipeline import model_backend_for
     from pdf2md.gpu_feeder import FeederPool, feeder_memory_mb
     from pdf2md.isolation import ConverterPool
-    from pdf2md.outputs import page_markers, wants_figures, written
+    from pdf2md.outputs import needs_document, page_markers, wants_figures, written
     from pdf2md.shard_pipeline import ShardIO, ShardPipeline, converter_processes_for
 
     if args.jobs < 0:
@@ -151,7 +151,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     model = "" if args.backend == "text" else model_backend_for(args.backend)
     outputs = parse_outputs([*args.outputs, *(["page-markers"] if args.page_markers else [])])
     options = ConvertOptions(backend=args.backend, passwords=tuple(args.password), max_pages=args.max_pages,
-                             page_markers=page_markers(outputs), model=model, figures=wants_figures(outputs))
+                             page_markers=page_markers(outputs), model=model, figures=wants_figures(outputs),
+                             document=needs_document(outputs))
     os.environ[ENV_OUTPUTS] = ",".join(outputs)  # the model backend, in the converter children, reads it
     report: dict[str, Any] = {"converted": [], "skipped": [], "failed": []}
     if args.skip_existing:

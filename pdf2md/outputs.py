@@ -65,6 +65,11 @@ def wants_figures(outputs: Sequence[str]) -> bool:
     return "figures" in outputs
 
 
+def needs_document(outputs: Sequence[str]) -> bool:
+    """Whether a writer renders from the document (the JSON, figure links) rather than the Markdown alone."""
+    return "json" in outputs or "figures" in outputs
+
+
 def outputs_meta(outputs: Sequence[str]) -> str | None:
     """The Markdown's x-amz-meta-outputs: None for Markdown only (the default run's metadata is unchanged)."""
     return None if tuple(outputs) == DEFAULT_OUTPUTS else ",".join(outputs)

@@ -54,7 +54,7 @@ from pdf2md.convert import Conversion, ConvertOptions
 from pdf2md.convert.pipeline import model_backend_for
 from pdf2md.gpu_feeder import FeederPool, feeder_memory_mb
 from pdf2md.isolation import ConverterPool
-from pdf2md.outputs import Sidecar, outputs_meta, page_markers, wants_figures, written
+from pdf2md.outputs import Sidecar, needs_document, outputs_meta, page_markers, wants_figures, written
 from pdf2md.shard_pipeline import MAX_IO_THREADS, SKIP, ItemFailed, ShardIO, ShardPipeline, converter_processes_for
 
 if TYPE_CHECKING:
@@ -155,7 +155,8 @@ def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None
     # chosen once here: `auto` then imports torch in this process only, not in every converter child
     model = "" if settings.backend == "text" else model_backend_for(settings.backend)
     options = ConvertOptions(backend=settings.backend, passwords=passwords, max_pages=settings.max_pages, model=model,
-                             page_markers=page_markers(settings.outputs), figures=wants_figures(settings.outputs))
+                             page_markers=page_markers(settings.outputs), figures=wants_figures(settings.outputs),
+                             document=needs_document(settings.outputs))
     faulted = threading.Event()
     with _pool(settings, options, model, feeder_mb) as pool, ThreadPoolExecutor(1, thread_name_prefix="pdf2md-start") as starter:
         starting = starter.submit(pool.start, lambda: stop() or faulted.is_set())

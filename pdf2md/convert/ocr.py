@@ -157,16 +157,15 @@ def install_spaced_decoder(engine: Any) -> None:
 
 def spans_from_ocr(result: Sequence[Any], image_height: int) -> list[Span]:
     """RapidOCR's (quadrilateral, text, score) lines as spans in a y-up frame, unsure ones dropped."""
-    spans = []
-    for quad, text, score in result:
-        if float(score) < MIN_SCORE or not text.strip():
-            continue
-        xs = [float(p[0]) for p in quad]
-        ys = [float(p[1]) for p in quad]
-        y0, y1 = image_height - max(ys), image_height - min(ys)
-        spans.append(Span(" ".join(text.split()), min(xs), y0, max(xs), y1, y1 - y0, False, False, False, 0, True))
+    spans = [Span(" ".join(text.split()), x0, y0, x1, y1, y1 - y0, False, False, False, 0, True)
+             for (x0, y0, x1, y1, _, _), (_, text, _) in zip(scored_lines(result, image_height), _kept(result))]
     _even_out_sizes(spans)
     return spans
+
+
+def _kept(result: Sequence[Any]) -> list[Any]:
+    """The lines RapidOCR is sure enough of (MIN_SCORE) that hold text."""
+    return [line for line in result if float(line[2]) >= MIN_SCORE and line[1].strip()]
 
 
 def _even_out_sizes(spans: list[Span]) -> None:
@@ -191,9 +190,7 @@ ScoredLine = tuple[float, float, float, float, float, int]
 def scored_lines(result: Sequence[Any], image_height: int) -> list[ScoredLine]:
     """RapidOCR's kept lines (as spans_from_ocr keeps them) with their recognition scores."""
     out = []
-    for quad, text, score in result:
-        if float(score) < MIN_SCORE or not text.strip():
-            continue
+    for quad, text, score in _kept(result):
         xs = [float(p[0]) for p in quad]
         ys = [float(p[1]) for p in quad]
         out.append((min(xs), image_height - max(ys), max(xs), image_height - min(ys), float(score), len(text.strip())))

@@ -58,6 +58,9 @@ class ConvertOptions:
     model_backend_for(backend)). A shard chooses once, so that `auto` does not import torch in every child."""
     figures: bool = False
     """Cut the text pages' figures out as images (the `figures` output; model pages: the backend's setting)."""
+    document: bool = True
+    """Hand back the typed document with the Markdown; False where no output needs it (a Markdown-only shard:
+    the Conversion its children send back stays as small as the Markdown)."""
 
 
 @dataclass
@@ -106,6 +109,8 @@ class Plan:
     """The text-layer checks of each text page (None for the others)."""
     figures: list[list[tuple[Block, bytes]]] = field(default_factory=list)
     """The text pages' figures with their PNGs, when asked for."""
+    document: bool = True
+    """Whether the Conversion carries its document (ConvertOptions.document)."""
 
     @property
     def model_pages(self) -> list[int]:
@@ -163,6 +168,7 @@ def plan_document(doc: pdfium.PdfDocument, options: ConvertOptions, started: flo
                     for i, (route, _) in enumerate(decisions)],
         figures=[text_page_figures(doc, i, *sizes[i]) if options.figures and route == "text" else []
                  for i, (route, _) in enumerate(decisions)] if options.figures else [],
+        document=options.document,
     )
 
 
@@ -195,7 +201,7 @@ def assemble(plan: Plan, model_out: Mapping[int, PageOutput]) -> Conversion:
         backend="+".join(sorted({r.route for r in routes})),
         routes=routes,
         seconds=time.perf_counter() - plan.started,
-        document=document,
+        document=document if plan.document else Document(()),
         images=images,
     )
 
