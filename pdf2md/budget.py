@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, cast
@@ -50,6 +51,13 @@ def spot_price(ec2: EC2Client, instance_type: str, fallback_per_hour: float) -> 
     return Price(best, f"spot price history ({instance_type})")
 
 
+S3_PUT_USD = 0.005 / 1000
+"""S3 Standard's price of a PUT (us-east-1): what each output beyond the Markdown adds per PDF."""
+FIGURES_PER_PAGE = 0.5
+"""The estimate's assumption for `figures` (the real count is known only once pages are read): one figure
+every second page, each one PUT."""
+
+
 @dataclass(frozen=True)
 class Estimate:
     pages: int
@@ -58,17 +66,29 @@ class Estimate:
     price: Price
     instance_hours: float
     cost_usd: float
+    extra_puts: int = 0
+    """PUTs the chosen outputs add beyond the default run's one per PDF (their cost is in cost_usd)."""
 
     def describe(self) -> str:
+        extra = (f" + {self.extra_puts} PUTs for the outputs beyond the Markdown × ${S3_PUT_USD * 1000:g}/1000"
+                 if self.extra_puts else "")
         return (f"{self.pages} pages × {self.seconds_per_page:g} s/page ÷ {self.concurrency} pages in parallel per "
                 f"instance = {self.instance_hours:.3f} instance-hours × ${self.price.per_hour:.4f}/h "
-                f"({self.price.source}) = ${self.cost_usd:.4f}")
+                f"({self.price.source}){extra} = ${self.cost_usd:.4f}")
 
 
-def estimate(pages: int, seconds_per_page: float, concurrency: int, price: Price) -> Estimate:
-    """Instance time is the work divided by how many pages one instance converts at once."""
+def estimate(pages: int, seconds_per_page: float, concurrency: int, price: Price, *, pdfs: int = 0,
+             outputs: Sequence[str] = ()) -> Estimate:
+    """Instance time is the work divided by how many pages one instance converts at once; the outputs beyond
+    the Markdown add their PUTs (extra_puts)."""
     hours = pages * seconds_per_page / max(concurrency, 1) / 3600
-    return Estimate(pages, seconds_per_page, max(concurrency, 1), price, hours, hours * price.per_hour)
+    puts = extra_puts(pdfs, pages, outputs)
+    return Estimate(pages, seconds_per_page, max(concurrency, 1), price, hours, hours * price.per_hour + puts * S3_PUT_USD, puts)
+
+
+def extra_puts(pdfs: int, pages: int, outputs: Sequence[str]) -> int:
+    """One PUT per PDF for the JSON, one per figure (FIGURES_PER_PAGE assumed); page anchors cost none."""
+    return (pdfs if "json" in outputs else 0) + (round(pages * FIGURES_PER_PAGE) if "figures" in outputs else 0)
 
 
 def estimate_pages(total_bytes: int, entries: int, bytes_per_page: int) -> int:

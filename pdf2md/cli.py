@@ -20,16 +20,20 @@ from pdf2md.contracts import (
     DEFAULT_JOB_QUEUE,
     DEFAULT_MAX_PAGES,
     DEFAULT_OUTPUT_URI,
+    DEFAULT_OUTPUTS,
     DEFAULT_PDF_MEMORY_MB,
     DEFAULT_PDF_TIMEOUT_S,
     DEFAULT_RUNS_PREFIX,
     ENV_JOB_QUEUE,
     ENV_OUTPUT_URI,
+    ENV_OUTPUTS,
     ENV_RUNS_URI,
+    OUTPUTS,
     ErrorKind,
     S3Uri,
     is_pdf_key,
     markdown_rel,
+    parse_outputs,
     relative_key,
     safe_rel,
 )
@@ -64,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--timeout", type=float, default=DEFAULT_PDF_TIMEOUT_S, help="seconds allowed per PDF")
     conv.add_argument("--memory-mb", type=int, default=DEFAULT_PDF_MEMORY_MB, help="memory allowed per PDF")
     conv.add_argument("--max-pages", type=int, default=DEFAULT_MAX_PAGES, help="PDFs with more pages fail")
-    conv.add_argument("--page-markers", action="store_true", help="put <!-- page N --> before each page")
+    conv.add_argument("--outputs", default=",".join(DEFAULT_OUTPUTS), metavar="LIST", type=_outputs_arg,
+                      help=f"what each PDF becomes, comma-separated from {','.join(OUTPUTS)} (markdown always; default markdown): "
+                           "json beside the .md, figures under <name>.assets/, page-markers in the Markdown")
+    conv.add_argument("--page-markers", action="store_true", help="put <!-- page N --> before each page (--outputs ...,page-markers)")
     conv.add_argument("--jobs", type=int, default=1, metavar="N",
                       help="PDFs converted in parallel, each in its own process (0: as many as the CPUs and memory allow)")
     conv.add_argument("--skip-existing", action="store_true",
@@ -131,6 +138,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from pdf2md.convert.pipeline import model_backend_for
     from pdf2md.gpu_feeder import FeederPool, feeder_memory_mb
     from pdf2md.isolation import ConverterPool
+    from pdf2md.outputs import needs_document, page_markers, wants_figures, written
     from pdf2md.shard_pipeline import ShardIO, ShardPipeline, converter_processes_for
 
     if args.jobs < 0:
@@ -144,11 +152,15 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     order = {j.source: i for i, j in enumerate(jobs)}
     jobs, collided = _drop_collisions(jobs)
     model = "" if args.backend == "text" else model_backend_for(args.backend)
+    outputs = parse_outputs([*args.outputs, *(["page-markers"] if args.page_markers else [])])
     options = ConvertOptions(backend=args.backend, passwords=tuple(args.password), max_pages=args.max_pages,
-                             page_markers=args.page_markers, model=model)
+                             page_markers=page_markers(outputs), model=model, figures=wants_figures(outputs),
+                             document=needs_document(outputs))
+    os.environ[ENV_OUTPUTS] = ",".join(outputs)  # the model backend, in the converter children, reads it
     report: dict[str, Any] = {"converted": [], "skipped": [], "failed": collided}
     if args.skip_existing:
-        report["skipped"] = [{"source": j.source, "output": str(outdir / j.rel_md)} for j in jobs if j.up_to_date(outdir / j.rel_md)]
+        report["skipped"] = [{"source": j.source, "output": str(outdir / j.rel_md)} for j in jobs
+                             if j.up_to_date(outdir / j.rel_md) and ("json" not in outputs or j.up_to_date(outdir / (j.rel_md[:-3] + ".json")))]
         done = {s["source"] for s in report["skipped"]}
         jobs = [j for j in jobs if j.source not in done]
     s3 = _s3_client() if any(j.s3 for j in jobs) else None
@@ -157,7 +169,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
     def publish(job: Job, _context: object, result: Any) -> None:
         target = outdir / job.rel_md
-        _write_atomically(target, result.markdown, mode)
+        out = written(job.rel_md, result, outputs, {"uri": job.source})
+        for car in out.sidecars:
+            _write_atomically(outdir / car.rel, car.body, mode)
+        _write_atomically(target, out.markdown, mode)
         with lock:
             report["converted"].append({
                 "source": job.source, "output": str(target), "pages": result.pages,
@@ -319,15 +334,22 @@ def _umask() -> int:
     return mask
 
 
-def _write_atomically(target: Path, text: str, mode: int) -> None:
+def _outputs_arg(value: str) -> tuple[str, ...]:
+    try:
+        return parse_outputs(value, "--outputs")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _write_atomically(target: Path, text: str | bytes, mode: int) -> None:
     """Write beside the target and rename: a reader never sees half a file. The temporary file is
     private (0600), so the result gets `mode` (0666 less the umask, as `open` would give) before
     it becomes visible."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode() if isinstance(text, str) else text)
             os.fchmod(fh.fileno(), mode)
         os.replace(tmp, target)
     except BaseException:

@@ -47,6 +47,9 @@ ENV_PASSWORDS_URI = "PDF2MD_PASSWORDS_URI"
 ENV_MODEL_DIR = "PDF2MD_MODEL_DIR"
 ENV_MODEL_URI = "PDF2MD_MODEL_URI"
 """Optional s3:// prefix of the model, synced once per instance into PDF2MD_MODEL_DIR."""
+ENV_OUTPUTS = "PDF2MD_OUTPUTS"
+"""What each PDF becomes, comma-separated (OUTPUTS); unset: Markdown only. In a deployment's environment
+it is also the trigger form's default, so S3-event runs take it too."""
 
 ENV_ARRAY_INDEX = "AWS_BATCH_JOB_ARRAY_INDEX"
 ENV_ATTEMPT = "AWS_BATCH_JOB_ATTEMPT"
@@ -67,8 +70,15 @@ JOB_ENV_NAMES: tuple[str, ...] = (
     ENV_PASSWORDS_URI,
     ENV_MODEL_DIR,
     ENV_MODEL_URI,
+    ENV_OUTPUTS,
 )
 """Variables the job definition and the submit call may set; AWS sets the AWS_BATCH_* ones."""
+
+OUTPUTS: tuple[str, ...] = ("markdown", "json", "figures", "page-markers")
+"""What a PDF can become: its Markdown (always: its metadata says what made every output), the document's
+JSON beside it, its figures as images under <path>.assets/ linked from the Markdown, and page anchors
+(`<!-- page N -->`) in the Markdown."""
+DEFAULT_OUTPUTS: tuple[str, ...] = ("markdown",)
 
 BACKENDS: tuple[str, ...] = ("auto", "text", "ocr", "dolphin")
 DEFAULT_BACKEND = "auto"
@@ -119,6 +129,7 @@ class JobSettings:
     passwords_uri: str | None = None
     jobs: int = 0
     """Converter processes (0: as many as the machine allows)."""
+    outputs: tuple[str, ...] = DEFAULT_OUTPUTS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JobSettings:
@@ -141,6 +152,7 @@ class JobSettings:
             max_pages=_int_env(env, ENV_MAX_PAGES, DEFAULT_MAX_PAGES),
             passwords_uri=env.get(ENV_PASSWORDS_URI) or None,
             jobs=_int_env(env, ENV_JOBS, 0),
+            outputs=parse_outputs(env.get(ENV_OUTPUTS) or ",".join(DEFAULT_OUTPUTS), ENV_OUTPUTS),
         )
         if settings.array_size < 1:
             raise ValueError(f"{ENV_ARRAY_SIZE} must be >= 1, got {settings.array_size}")
@@ -170,6 +182,8 @@ class JobSettings:
             env[ENV_PASSWORDS_URI] = self.passwords_uri
         if self.jobs:
             env[ENV_JOBS] = str(self.jobs)
+        if self.outputs != DEFAULT_OUTPUTS:
+            env[ENV_OUTPUTS] = ",".join(self.outputs)
         return env
 
 
@@ -189,6 +203,16 @@ def parse_passwords(body: bytes, uri: str) -> tuple[str, ...]:
     if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
         raise ValueError(f"passwords_uri {uri} must hold a JSON list of strings")
     return tuple(data)
+def parse_outputs(value: str | Iterable[str], name: str = "outputs") -> tuple[str, ...]:
+    """Outputs named in a comma-separated string or a list, in OUTPUTS' order, each once; ValueError for a
+    name not in OUTPUTS or a list without markdown."""
+    names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value) if n.strip()]
+    unknown = [n for n in names if n not in OUTPUTS]
+    if unknown:
+        raise ValueError(f"{name}: {', '.join(map(repr, unknown))} not one of {', '.join(OUTPUTS)}")
+    if "markdown" not in names:
+        raise ValueError(f"{name} must include markdown (its object records what made the other outputs)")
+    return tuple(n for n in OUTPUTS if n in names)
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
@@ -308,9 +332,14 @@ class OutputMeta(Record):
     run_id: str = ""
     gpu_peak_mb: float | None = None
     routes: list[dict[str, Any]] = field(default_factory=list)
+    outputs: str | None = None
+    """The outputs written with this Markdown, comma-separated, when more than the Markdown (None: Markdown only)."""
+    figures: int | None = None
+    """Figure images written (None: figures were not asked for)."""
 
     _S3_FIELDS: ClassVar[tuple[str, ...]] = (
-        "source_uri", "source_etag", "converter_version", "backend", "pages", "seconds", "run_id", "gpu_peak_mb"
+        "source_uri", "source_etag", "converter_version", "backend", "pages", "seconds", "run_id", "gpu_peak_mb",
+        "outputs", "figures",
     )
 
     def to_s3_metadata(self) -> dict[str, str]:
@@ -332,6 +361,8 @@ class OutputMeta(Record):
             seconds=float(get("seconds", "0") or 0),
             run_id=get("run-id", ""),
             gpu_peak_mb=float(peak) if (peak := get("gpu-peak-mb")) else None,
+            outputs=get("outputs") or None,
+            figures=int(n) if (n := get("figures")) else None,
         )
 
 
@@ -511,6 +542,8 @@ class RoundSummary(Record):
     """Lines of the shards' result and failure files that could not be read, and records of PDFs outside their
     shard's manifest: each one is ignored (logged), the shard's other records still count, and its PDFs
     left unaccounted for are checked like those of a child that never reported."""
+    figures: int = 0
+    """Figure images written with the round's Markdown."""
 
 
 @dataclass
@@ -538,6 +571,10 @@ class RunReport(Record):
     wall_seconds: float = 0.0
     pages_per_hour: float = 0.0
     message: str = ""
+    outputs: list[str] = field(default_factory=lambda: list(DEFAULT_OUTPUTS))
+    """What the run was asked to write per PDF (contracts.OUTPUTS)."""
+    figures: int = 0
+    """Figure images written."""
 
     def __post_init__(self) -> None:
         _coerce(self, "status", RunStatus)
@@ -691,6 +728,24 @@ def output_key(output: S3Uri, rel: str) -> str:
 
 
 FAILED_DIR = "_pdf2md/failed/"
+
+
+def json_rel(rel: str) -> str:
+    """a/b.pdf -> a/b.json: the document's JSON beside its Markdown."""
+    return markdown_rel(rel)[:-3] + ".json"
+
+
+def json_key(output: S3Uri, rel: str) -> str:
+    return output.dir_prefix + json_rel(safe_rel(rel))
+
+
+def assets_rel(rel: str) -> str:
+    """a/b.pdf -> a/b.assets/: the folder of the document's figures, beside its Markdown."""
+    return markdown_rel(rel)[:-3] + ".assets/"
+
+
+def assets_prefix(output: S3Uri, rel: str) -> str:
+    return output.dir_prefix + assets_rel(safe_rel(rel))
 
 
 def failure_marker_key(output: S3Uri, rel: str) -> str:

@@ -2,11 +2,13 @@
 
 A local AWS (moto server on a free loopback port, whose Batch runs each array child as a local
 `pdf2md worker` process) receives the sample PDFs shipped in tests/data/pdfs; Airflow's dag.test()
-runs the DAG against it; the report is printed and the Markdown copied to ./demo-output/.
+runs the DAG against it; the report is printed and the outputs copied to ./demo-output/.
+`python -m pdf2md.demo --outputs markdown,json,figures,page-markers` runs it with every output.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -39,7 +41,13 @@ def step(message: str) -> None:
     print(f"[demo] {message}", flush=True)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    from pdf2md.contracts import DEFAULT_OUTPUTS, OUTPUTS, parse_outputs
+
+    parser = argparse.ArgumentParser(prog="python -m pdf2md.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--outputs", default=",".join(DEFAULT_OUTPUTS), type=parse_outputs,
+                        help=f"the run's outputs, comma-separated from {','.join(OUTPUTS)}")
+    outputs: tuple[str, ...] = parser.parse_args(argv).outputs
     started = time.monotonic()
     _airflow_env()
     import boto3
@@ -56,9 +64,9 @@ def main() -> int:
             s3.upload_file(str(pdf), "pdf2md-input", f"pdfs/{pdf.name}")
         step(f"uploaded {len(samples)} sample PDFs (born-digital, scanned, encrypted, broken) to {INPUT_URI}")
         step("running the pdf2md_backfill DAG (plan → budget → Batch array job → reduce → report)")
-        report = _run_dag()
+        report = _run_dag(outputs)
         local = REPO / "demo-output"
-        count = _download(s3, local)
+        counts = _download(s3, local)
     from pdf2md.contracts import RunReport
     from pdf2md.report import format_report
 
@@ -68,12 +76,13 @@ def main() -> int:
         print("  failures:")
         for failure in report["failures"]:
             print(f"    {failure['key']}: {failure['error_class']}: {failure['message']}")
-    print(f"\nMarkdown: {count} file(s) in {local}/ (and in {OUTPUT_URI} while the emulator ran)")
+    written = ", ".join(f"{n} {kind}" for kind, n in counts.items()) or "nothing"
+    print(f"\noutputs: {written} in {local}/ (and in {OUTPUT_URI} while the emulator ran)")
     print(f"demo finished in {time.monotonic() - started:.0f} s")
     return 0 if report["status"] == "succeeded" else 1
 
 
-def _run_dag() -> dict[str, Any]:
+def _run_dag(outputs: tuple[str, ...]) -> dict[str, Any]:
     from airflow.dag_processing.dagbag import DagBag
 
     from pdf2md import s3 as s3io
@@ -86,7 +95,8 @@ def _run_dag() -> dict[str, Any]:
     log_path = Path(os.environ["AIRFLOW_HOME"]) / "demo-dag-test.log"
     step(f"Airflow's task logs go to {log_path}")
     with _output_to(log_path):
-        run = dag.test(run_conf={"input_uri": INPUT_URI, "output_uri": OUTPUT_URI, "array_size": 3, "poll_interval_s": 1})
+        run = dag.test(run_conf={"input_uri": INPUT_URI, "output_uri": OUTPUT_URI, "array_size": 3, "poll_interval_s": 1,
+                                 "outputs": list(outputs)})
     step(f"DAG run {run.run_id}: {run.state}")
     s3 = s3io.client()
     layout = RunLayout.for_run("s3://pdf2md-output/pdf2md-runs/", run.run_id)
@@ -116,19 +126,24 @@ def _output_to(path: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
-def _download(s3: S3Client, dest: Path) -> int:
+def _download(s3: S3Client, dest: Path) -> dict[str, int]:
+    """Every output (Markdown, JSON, figures; not the failure markers) into `dest`, counted by kind."""
     from pdf2md import s3 as s3io
-    from pdf2md.contracts import S3Uri
+    from pdf2md.contracts import FAILED_DIR, S3Uri
 
     output = S3Uri.parse(OUTPUT_URI)
-    count = 0
+    kinds = {".md": "Markdown", ".json": "JSON", ".png": "figure"}
+    counts: dict[str, int] = {}
     for obj in s3io.iter_objects(s3, output):
-        if obj.key.endswith(".md"):
-            target = dest / obj.key[len(output.dir_prefix):]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            s3io.download(s3, output.bucket, obj.key, target)
-            count += 1
-    return count
+        rel = obj.key[len(output.dir_prefix):]
+        kind = kinds.get(Path(rel).suffix)
+        if kind is None or rel.startswith(FAILED_DIR):
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3io.download(s3, output.bucket, obj.key, target)
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
 
 
 if __name__ == "__main__":

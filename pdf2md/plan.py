@@ -15,6 +15,7 @@ into external sorts (pdf2md.spool) and every manifest is uploaded as it is produ
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pdf2md import s3 as s3io
 from pdf2md.contracts import (
+    DEFAULT_OUTPUTS,
     FAILED_DIR,
     MAX_ARRAY_SIZE,
     ErrorKind,
@@ -36,6 +38,7 @@ from pdf2md.contracts import (
     is_pdf_key,
     is_up_to_date,
     markdown_rel,
+    output_key,
     output_owner,
     relative_key,
     shard_manifest_key,
@@ -52,9 +55,15 @@ log = logging.getLogger(__name__)
 
 UPLOAD_THREADS = 32
 """Shard manifests written at once (10,000 small PUTs)."""
-_MD, _FAILED, _PDF = b"0", b"1", b"2"
+CONFIRM_THREADS = 32
+CONFIRM_BATCH = 256
+"""Current Markdown objects HEADed at once, when a run asks for outputs a listing cannot show."""
+Verdict = tuple[ManifestEntry, bool]
+_MD, _JSON, _FAILED, _PDF = b"0", b"0j", b"1", b"2"
 """Line tags of the triage sort: within one output path, outputs come before the PDFs that map to it."""
 T = TypeVar("T")
+UNLISTED_OUTPUTS = frozenset({"figures", "page-markers"})
+"""Outputs a listing of the output prefix cannot show are there (a PDF may have no figures; anchors are inside the Markdown)."""
 _SIZE_WIDTH = 19
 _SIZE_TOP = 10**_SIZE_WIDTH - 1
 
@@ -85,6 +94,11 @@ class Triage:
     skipped: int = 0
     known_failures: int = 0
     collisions: int = 0
+    outputs: tuple[str, ...] = DEFAULT_OUTPUTS
+    """What each PDF must have, present and newer than the PDF, to count as done."""
+    recorded_outputs: Callable[[ManifestEntry], tuple[str, ...]] | None = None
+    """The outputs a current Markdown says were written with it (a HEAD): asked only when `outputs` holds one
+    that a listing cannot show (figures, page anchors)."""
 
     def todo(self, pdfs: Iterable[ManifestEntry], outputs: Iterable[s3io.ObjectInfo], output: S3Uri,
              refuse: Callable[[ManifestEntry, str], None]) -> Iterator[ManifestEntry]:
@@ -95,31 +109,34 @@ class Triage:
                 joined.add(b"\t".join((sort_token(markdown_rel(entry.rel)), _PDF, sort_token(entry.key), entry.to_json().encode())) + b"\n")
             for line in _output_lines(outputs, output):
                 joined.add(line)
-            yield from self._decide(joined.sorted(), refuse)
+            yield from self._confirmed(self._decide(joined.sorted(), refuse))
 
-    def _decide(self, lines: Iterator[bytes], refuse: Callable[[ManifestEntry, str], None]) -> Iterator[ManifestEntry]:
+    def _decide(self, lines: Iterator[bytes], refuse: Callable[[ManifestEntry, str], None]) -> Iterator[Verdict]:
         group: bytes | None = None
         md: tuple[float, str] | None = None
         failed: float | None = None
+        sidecar: float | None = None
         pdfs: list[ManifestEntry] = []
         for line in lines:
             token, tag, rest = line.rstrip(b"\n").split(b"\t", 2)
             if token != group:
-                if pdfs and (entry := self._settle(pdfs, md, failed, refuse)) is not None:
-                    yield entry
-                group, md, failed, pdfs = token, None, None, []
+                if pdfs and (verdict := self._settle(pdfs, md, failed, sidecar, refuse)) is not None:
+                    yield verdict
+                group, md, failed, sidecar, pdfs = token, None, None, None, []
             if tag == _MD:
                 mtime, etag = rest.split(b"\t")
                 md = (float(mtime), etag.decode())
+            elif tag == _JSON:
+                sidecar = float(rest)
             elif tag == _FAILED:
                 failed = float(rest)
             else:
                 pdfs.append(ManifestEntry.from_json(rest.split(b"\t", 1)[1].decode()))
-        if pdfs and (entry := self._settle(pdfs, md, failed, refuse)) is not None:
-            yield entry
+        if pdfs and (verdict := self._settle(pdfs, md, failed, sidecar, refuse)) is not None:
+            yield verdict
 
     def _settle(self, pdfs: list[ManifestEntry], md: tuple[float, str] | None, failed: float | None,
-                refuse: Callable[[ManifestEntry, str], None]) -> ManifestEntry | None:
+                sidecar: float | None, refuse: Callable[[ManifestEntry, str], None]) -> Verdict | None:
         """One output's PDFs (in key order): its owner's verdict; every other key is refused."""
         owner = pdfs[0]
         if len(pdfs) > 1 and md is not None and self.owner_of is not None:
@@ -129,25 +146,54 @@ class Triage:
             if entry is not owner:
                 self.collisions += 1
                 refuse(entry, owner.key)
-        return self._verdict(owner, md, failed)
+        return self._verdict(owner, md, failed, sidecar)
 
-    def _verdict(self, entry: ManifestEntry, md: tuple[float, str] | None, failed: float | None) -> ManifestEntry | None:
+    def _verdict(self, entry: ManifestEntry, md: tuple[float, str] | None, failed: float | None,
+                 sidecar: float | None = None) -> Verdict | None:
+        """(the entry to convert, whether its Markdown is current and must still say what was written with it)."""
         if md is not None and is_up_to_date(md[0], entry.mtime):
+            if "json" in self.outputs and not is_up_to_date(sidecar, entry.mtime):
+                return replace(entry, replaces=md[1]), False  # its JSON is missing or older than the PDF
+            if self.recorded_outputs is not None:
+                return replace(entry, replaces=md[1]), True
             self.skipped += 1
             return None
         if not self.retry_failed and is_up_to_date(failed, entry.mtime):
             self.known_failures += 1
             return None
-        return replace(entry, replaces=md[1]) if md is not None else entry
+        return (replace(entry, replaces=md[1]) if md is not None else entry), False
+
+
+    def _confirmed(self, verdicts: Iterator[Verdict]) -> Iterator[ManifestEntry]:
+        """The entries to convert, once the current Markdown of each unconfirmed one was asked (in parallel,
+        CONFIRM_BATCH at a time) which outputs were written with it: done only when they cover `outputs`."""
+        ask = self.recorded_outputs
+        if ask is None:
+            yield from (entry for entry, _ in verdicts)
+            return
+        wanted = set(self.outputs)
+        with ThreadPoolExecutor(CONFIRM_THREADS, thread_name_prefix="pdf2md-confirm") as pool:
+            while batch := list(itertools.islice(verdicts, CONFIRM_BATCH)):
+                asked = iter(pool.map(ask, [entry for entry, confirm in batch if confirm]))
+                for entry, confirm in batch:
+                    if not confirm:
+                        yield entry
+                    elif wanted <= set(next(asked)):
+                        self.skipped += 1
+                    else:
+                        yield entry
 
 
 def _output_lines(outputs: Iterable[s3io.ObjectInfo], output: S3Uri) -> Iterator[bytes]:
-    """Markdown (with its LastModified and ETag) and failure markers, keyed by the relative Markdown path."""
+    """Markdown (with its LastModified and ETag), JSON beside it and failure markers, keyed by the relative
+    Markdown path."""
     base = output.dir_prefix
     failed_base = base + FAILED_DIR
     for obj in outputs:
         if obj.key.startswith(failed_base) and obj.key.endswith(".json"):
             yield b"\t".join((sort_token(obj.key[len(failed_base):-5] + ".md"), _FAILED, repr(obj.mtime).encode())) + b"\n"
+        elif obj.key.endswith(".json") and obj.key.startswith(base):
+            yield b"\t".join((sort_token(obj.key[len(base):-5] + ".md"), _JSON, repr(obj.mtime).encode())) + b"\n"
         elif obj.key.endswith(".md") and obj.key.startswith(base):
             yield b"\t".join((sort_token(obj.key[len(base):]), _MD, repr(obj.mtime).encode(), obj.etag.encode())) + b"\n"
 
@@ -190,11 +236,17 @@ def _collisions_key(layout: RunLayout) -> str:
 
 def plan_round(
     s3: S3Client, layout: RunLayout, input_uri: str, output_uri: str, requested_array_size: int, retry_failed: bool = False,
-    run_id: str = "", *, inventory_uri: str | None = None,
+    run_id: str = "", *, inventory_uri: str | None = None, outputs: tuple[str, ...] = DEFAULT_OUTPUTS,
 ) -> Plan:
-    """List (or read the inventory), exclude converted and known failures, deal, write the manifests: round 0."""
+    """List (or read the inventory), exclude converted and known failures, deal, write the manifests: round 0.
+
+    A PDF is converted unless every output in `outputs` is present and newer than it: the Markdown and the
+    JSON by the listing; figures and page anchors, which a listing cannot show, by the current Markdown's
+    x-amz-meta-outputs (one HEAD per such PDF, only in runs that ask for them)."""
     source, output = S3Uri.parse(input_uri), S3Uri.parse(output_uri)
-    triage = Triage(retry_failed=retry_failed, owner_of=lambda rel_md: _owner(s3, output, rel_md))
+    unlisted = bool(set(outputs) & UNLISTED_OUTPUTS)
+    triage = Triage(retry_failed=retry_failed, owner_of=lambda rel_md: _owner(s3, output, rel_md), outputs=outputs,
+                    recorded_outputs=(lambda entry: recorded_outputs(s3, output, entry)) if unlisted else None)
     with s3io.JsonlUpload(s3, layout.run.bucket, _collisions_key(layout), keep_empty=False) as refused:
         def refuse(entry: ManifestEntry, owner: str) -> None:
             log.warning("refusing %s: its output %s belongs to %s", entry.key, markdown_rel(entry.rel), owner)
@@ -206,6 +258,15 @@ def plan_round(
         log.info("%d PDF(s) skipped: they failed for good before and have not changed (retry_failed re-tries them)",
                  triage.known_failures)
     return plan
+
+
+def recorded_outputs(s3: S3Client, output: S3Uri, entry: ManifestEntry) -> tuple[str, ...]:
+    """The outputs the entry's Markdown says were written with it (Markdown only when it says none)."""
+    head = s3io.head(s3, output.bucket, output_key(output, entry.rel))
+    if head is None:
+        return ()
+    listed = {k.lower(): v for k, v in head.get("Metadata", {}).items()}.get("outputs")
+    return tuple(listed.split(",")) if listed else DEFAULT_OUTPUTS
 
 
 # --- 2. deal ----------------------------------------------------------------------------------

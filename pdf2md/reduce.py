@@ -88,6 +88,7 @@ class ShardOutcome:
     skipped: int = 0
     pages: int = 0
     seconds: float = 0.0
+    figures: int = 0
     permanent: Counter[str] = field(default_factory=Counter)
     retry: list[FailureRecord] = field(default_factory=list)
     faults: int = 0
@@ -114,6 +115,7 @@ def reduce_round(s3: S3Client, layout: RunLayout, rnd: int, output_uri: str, arr
             summary.pages += outcome.pages
             summary.converter_seconds += outcome.seconds
             summary.record_faults += outcome.faults
+            summary.figures += outcome.figures
             permanent.update(outcome.permanent)
             for failure in outcome.retry:
                 retryable[failure.error_class] += 1
@@ -166,6 +168,7 @@ class _ShardReducer:
         outcome.converted = len(converted)
         outcome.pages = sum(m.pages for m in converted.values())
         outcome.seconds = sum(m.seconds for m in converted.values())
+        outcome.figures = sum(m.figures or 0 for m in converted.values())
         failures: dict[str, FailureRecord] = {}
         for f in _failures(self.s3, bucket, files.failures, faults.note) if files.failures else []:
             uri = f"s3://{f.bucket}/{f.key}"

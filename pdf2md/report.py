@@ -21,7 +21,8 @@ def halted_report(state: RunState, status: RunStatus, message: str) -> RunReport
     """Why a run stops before its end; the report task later completes it with the numbers."""
     config = state.config
     return RunReport(run_id=config.run_id, input_uri=config.input_uri, output_uri=config.output_uri, status=status,
-                     budget_usd=config.budget_usd, message=message, listed=state.plan.listed, planned=state.plan.entries)
+                     budget_usd=config.budget_usd, message=message, listed=state.plan.listed, planned=state.plan.entries,
+                     outputs=list(config.outputs))
 
 
 def build_report(state: RunState, summaries: Sequence[RoundSummary], instance_seconds: float, price_per_hour: float,
@@ -59,7 +60,7 @@ def build_report(state: RunState, summaries: Sequence[RoundSummary], instance_se
         failed_by_class=by_class, failures=[f.to_dict() for f in failures], pages=pages, rounds=len(summaries),
         gpu_hours=round(hours, 6), price_per_hour_usd=price_per_hour, estimated_cost_usd=round(hours * price_per_hour, 6),
         budget_usd=config.budget_usd, wall_seconds=round(wall, 3), pages_per_hour=round(pages / wall * 3600, 1),
-        message=message,
+        message=message, outputs=list(config.outputs), figures=sum(s.figures for s in summaries),
     )
 
 
@@ -85,5 +86,5 @@ def format_report(r: RunReport) -> str:
         f"  pages    {r.pages} in {r.rounds} round(s), {r.pages_per_hour:.0f} pages/hour",
         f"  cost     {r.gpu_hours:.4f} instance-hours × ${r.price_per_hour_usd:.4f}/h = ${r.estimated_cost_usd:.4f} "
         f"(budget ${r.budget_usd:.2f})",
-        f"  output   {r.output_uri}",
+        f"  output   {r.output_uri} ({', '.join(r.outputs)}{f'; {r.figures} figure(s)' if 'figures' in r.outputs else ''})",
     ])

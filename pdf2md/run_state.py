@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any, Final
 from pdf2md import s3 as s3io
 from pdf2md.contracts import (
     BACKENDS,
+    DEFAULT_OUTPUTS,
     DEFAULT_RUNS_PREFIX,
     ENV_ARRAY_INDEX,
     JobSettings,
     Plan,
     RunLayout,
     S3Uri,
+    parse_outputs,
     sanitised_name,
 )
 
@@ -81,12 +83,15 @@ class RunConfig:
     """An S3 Inventory report of the input bucket to plan from instead of listing it ("": list)."""
     aws_conn_id: str
     poll_interval_s: int
+    outputs: tuple[str, ...] = DEFAULT_OUTPUTS
+    """What each PDF becomes (contracts.OUTPUTS); a conf without the key: Markdown only."""
 
     @classmethod
     def from_params(cls, run_id: str, params: Mapping[str, Any]) -> RunConfig:
         """Checks the schema cannot express; raises ValueError with every problem at once."""
         names = {f.name for f in fields(cls)} - {"run_id"}
         values = {k: params[k] for k in names if k in params}
+        values.setdefault("outputs", DEFAULT_OUTPUTS)
         for name in OPTIONAL_URIS:
             if name in values and values[name] is None:
                 values[name] = ""  # the form's emptied field
@@ -112,6 +117,10 @@ class RunConfig:
         problems.extend(_number_problems(cls, values))
         if values.get("backend") not in BACKENDS:
             problems.append(f"backend must be one of {', '.join(BACKENDS)}")
+        try:
+            values["outputs"] = parse_outputs(values["outputs"] or [])
+        except (ValueError, AttributeError, TypeError) as exc:
+            problems.append(f"outputs: {exc}" if not str(exc).startswith("outputs") else str(exc))
         if problems:
             raise ValueError("bad run configuration: " + "; ".join(problems))
         return cls(run_id=run_id, **values)
@@ -166,7 +175,8 @@ class RunState:
         """The record back from `to_xcom`'s shape; a TypeError or KeyError for anything else."""
         if not isinstance(data, Mapping):
             raise TypeError(f"a run state is a JSON object, got {type(data).__name__}")
-        return cls(RunConfig(**data["config"]), Plan.from_dict(data["plan"]), float(data["started_at"]))
+        config = {**data["config"], "outputs": tuple(data["config"].get("outputs", DEFAULT_OUTPUTS))}
+        return cls(RunConfig(**config), Plan.from_dict(data["plan"]), float(data["started_at"]))
 
     @property
     def layout(self) -> RunLayout:
@@ -213,6 +223,7 @@ def job_settings(config: RunConfig, rnd: int, manifest_uri: str, array_size: int
         manifest_uri=manifest_uri, output_uri=config.output_uri, run_uri=str(config.layout.run), run_id=config.run_id,
         array_size=array_size, round=rnd, backend=config.backend, pdf_timeout_s=config.pdf_timeout_s,
         pdf_memory_mb=config.pdf_memory_mb, max_pages=config.max_pages, passwords_uri=config.passwords_uri or None,
+        outputs=parse_outputs(config.outputs),
     )
 
 

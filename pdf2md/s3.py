@@ -10,7 +10,7 @@ import logging
 import queue
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +212,12 @@ def write_jsonl(s3: S3Client, bucket: str, key: str, records: Iterable[Record]) 
 
 def put_bytes(s3: S3Client, bucket: str, key: str, body: bytes, content_type: str = "application/x-ndjson") -> None:
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def delete_keys(s3: S3Client, bucket: str, keys: Sequence[str]) -> None:
+    """Delete the keys, 1,000 per request (DeleteObjects' limit)."""
+    for start in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
 
 
 def get_bytes(s3: S3Client, bucket: str, key: str) -> bytes:

@@ -87,6 +87,7 @@ def run_status(
     job_queue: str = DEFAULT_JOB_QUEUE,
     now: float | None = None,
     shard_table: ShardTable | None = None,
+    outputs: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Everything the page and the CLI show about one run, as plain JSON-able data.
 
@@ -119,6 +120,8 @@ def run_status(
         "failures": _failures(s3, layout, len(rounds)),
         "spend": _spend(jobs, price, price_source, budget, now),
         "report": report.to_dict() if report else None,
+        "outputs": list(outputs) if outputs else (report.outputs if report else None),
+        "figures": report.figures if report else None,
     }
 
 

@@ -56,6 +56,7 @@ from pdf2md.convert import Conversion, ConversionError, ConvertOptions
 from pdf2md.convert.pipeline import model_backend_for
 from pdf2md.gpu_feeder import FeederPool, feeder_memory_mb
 from pdf2md.isolation import ConverterPool
+from pdf2md.outputs import Sidecar, needs_document, outputs_meta, page_markers, wants_figures, written
 from pdf2md.shard_pipeline import MAX_IO_THREADS, SKIP, ItemFailed, ShardIO, ShardPipeline, converter_processes_for
 
 if TYPE_CHECKING:
@@ -174,7 +175,9 @@ def run(settings: JobSettings, s3: S3Client | None = None, stop: StopFlag | None
         return EXIT_SHARD_FAULT
     # chosen once here: `auto` then imports torch in this process only, not in every converter child
     model = "" if settings.backend == "text" else model_backend_for(settings.backend)
-    options = ConvertOptions(backend=settings.backend, passwords=passwords, max_pages=settings.max_pages, model=model)
+    options = ConvertOptions(backend=settings.backend, passwords=passwords, max_pages=settings.max_pages, model=model,
+                             page_markers=page_markers(settings.outputs), figures=wants_figures(settings.outputs),
+                             document=needs_document(settings.outputs))
     faulted = threading.Event()
     with _pool(settings, options, model, feeder_mb) as pool, ThreadPoolExecutor(1, thread_name_prefix="pdf2md-start") as starter:
         starting = starter.submit(pool.start, lambda: stop() or faulted.is_set())
@@ -400,6 +403,7 @@ def _publish(s3: S3Client, settings: JobSettings, state: ShardWork, entry: Manif
     """Write the Markdown once: create it, or replace the stale one (ETag `replaces`) only if nobody else did first."""
     output = S3Uri.parse(settings.output_uri)
     key = output_key(output, entry.rel)
+    result = written(key[len(output.dir_prefix):], conversion, settings.outputs, {"uri": entry.uri, "etag": entry.etag})
     meta = OutputMeta(
         source_uri=entry.uri,
         source_etag=fetched.source_etag,
@@ -411,8 +415,13 @@ def _publish(s3: S3Client, settings: JobSettings, state: ShardWork, entry: Manif
         run_id=settings.run_id,
         gpu_peak_mb=conversion.gpu_peak_mb,
         routes=[r.to_dict() for r in conversion.routes],
+        outputs=outputs_meta(settings.outputs),
+        figures=result.figures if wants_figures(settings.outputs) else None,
     )
-    body = conversion.markdown.encode()
+    sidecar_keys = [output.dir_prefix + car.rel for car in result.sidecars]
+    if not _write_sidecars(s3, output, state, entry, result.sidecars):
+        return
+    body = result.markdown.encode()
     # A token for this one write: when botocore retries a PUT whose response was lost, the retry meets
     # 412 and the HEAD below finds this token, i.e. our own write, not another attempt's.
     write_id = uuid.uuid4().hex
@@ -439,12 +448,14 @@ def _publish(s3: S3Client, settings: JobSettings, state: ShardWork, entry: Manif
                 )
     except (ClientError, BotoCoreError) as exc:
         state.fail(entry, ErrorKind.S3_ERROR, f"writing the Markdown: {exc}")
+        _remove(s3, output.bucket, sidecar_keys)
         return
     if not won:
         state.skip()
         return
     if _source_changed(s3, entry, fetched.source_etag):
         _withdraw(s3, output.bucket, key, entry)
+        _remove(s3, output.bucket, sidecar_keys)
         state.fail(entry, ErrorKind.SOURCE_CHANGED, SOURCE_CHANGED_MESSAGE)
         return
     state.add_converted(meta, conversion.pages)
@@ -457,6 +468,27 @@ def _withdraw(s3: S3Client, bucket: str, key: str, entry: ManifestEntry) -> None
         s3io.delete(s3, bucket, key)
     except (ClientError, BotoCoreError) as exc:
         log.warning("%s: stale Markdown %s not deleted: %s", entry.key, key, exc)
+def _write_sidecars(s3: S3Client, output: S3Uri, state: ShardWork, entry: ManifestEntry, cars: list[Sidecar]) -> bool:
+    """The outputs besides the Markdown, written before it (pdf2md.outputs says why); False: the PDF failed,
+    and what it had written of them is removed again."""
+    done: list[str] = []
+    try:
+        for car in cars:
+            s3io.put_bytes(s3, output.bucket, output.dir_prefix + car.rel, car.body, car.content_type)
+            done.append(output.dir_prefix + car.rel)
+    except (ClientError, BotoCoreError) as exc:
+        state.fail(entry, ErrorKind.S3_ERROR, f"writing the outputs beside the Markdown: {exc}")
+        _remove(s3, output.bucket, done)
+        return False
+    return True
+
+
+def _remove(s3: S3Client, bucket: str, keys: list[str]) -> None:
+    """Best effort: a PDF that failed leaves no sidecars (a plan would not take them for output anyway)."""
+    try:
+        s3io.delete_keys(s3, bucket, keys)
+    except (ClientError, BotoCoreError) as exc:
+        log.warning("%d output(s) of a failed PDF not removed: %s", len(keys), exc)
 
 
 def _write_records(s3: S3Client, layout: RunLayout, state: ShardWork) -> None:

@@ -20,6 +20,7 @@ from pdf2md.contracts import (
     DEFAULT_JOB_QUEUE,
     DEFAULT_MAX_PAGES,
     DEFAULT_OUTPUT_URI,
+    DEFAULT_OUTPUTS,
     DEFAULT_PDF_MEMORY_MB,
     DEFAULT_PDF_TIMEOUT_S,
     DEFAULT_RUNS_PREFIX,
@@ -27,10 +28,13 @@ from pdf2md.contracts import (
     ENV_JOB_DEFINITION,
     ENV_JOB_QUEUE,
     ENV_OUTPUT_URI,
+    ENV_OUTPUTS,
     ENV_POLL_INTERVAL_S,
     ENV_RUNS_URI,
     MAX_ARRAY_SIZE,
     MIN_ARRAY_SIZE,
+    OUTPUTS,
+    parse_outputs,
 )
 
 MAX_BUDGET_USD = 1_000_000.0
@@ -65,6 +69,18 @@ def _s3_param(default: str | None, title: str, description: str, optional: bool 
         return Param(default, title=title, description=description, type="string", pattern=S3_URI_PATTERN)
     return Param(default or None, title=title, description=description, type=["null", "string"],
                  pattern=f"^$|{S3_URI_PATTERN}")
+
+
+def outputs_param() -> Param:
+    """A multi-select of OUTPUTS (the form shows an array of enum values as one); the deployment's
+    PDF2MD_OUTPUTS, else Markdown only, is the default, so S3-event runs take it too."""
+    default = list(parse_outputs(os.environ.get(ENV_OUTPUTS) or ",".join(DEFAULT_OUTPUTS), ENV_OUTPUTS))
+    return Param(default, type="array", items={"type": "string", "enum": list(OUTPUTS)}, uniqueItems=True, minItems=1,
+                 contains={"const": "markdown"}, title="Outputs",
+                 description="What each PDF becomes: markdown (<path>.md, always), json (<path>.json: pages, blocks with "
+                             "boxes in points and confidence), figures (PNGs under <path>.assets/, linked from the Markdown), "
+                             "page-markers (<!-- page N --> before each page). Each extra output is one more PUT per PDF "
+                             "(figures: one per figure).")
 
 
 def catch_up_schedule() -> str | None:
@@ -125,6 +141,7 @@ def run_params() -> dict[str, Param]:
                                    "<source bucket>/<config id>/ folder for the newest — read instead of listing the input; "
                                    "PDFs added after the report wait for the next one. Empty: list the input. " + S3_RULE,
                                    optional=True),
+        "outputs": outputs_param(),
         "aws_conn_id": Param("aws_default", type="string", title="AWS connection", description="Airflow connection for AWS."),
         "poll_interval_s": Param(int(os.environ.get(ENV_POLL_INTERVAL_S) or DEFAULT_POLL_INTERVAL_S), type="integer", minimum=1, maximum=600,
                                  title="Poll interval (s)", description="How often the wait checks the array job and its spend."),

@@ -89,7 +89,8 @@ def plan_task() -> dict[str, Any]:
     config = _config(get_current_context())
     started = time.time()
     plan = plan_round(s3_client(config), config.layout, config.input_uri, config.output_uri, config.array_size,
-                      retry_failed=config.retry_failed, run_id=config.run_id, inventory_uri=config.inventory_uri or None)
+                      retry_failed=config.retry_failed, run_id=config.run_id, inventory_uri=config.inventory_uri or None,
+                      outputs=config.outputs)
     return RunState(config, plan, started).to_xcom()
 
 
@@ -121,7 +122,7 @@ def check_budget(run: RunArg) -> dict[str, Any]:
     config, plan = state.config, state.plan
     price = spot_price(ec2_client(config), config.instance_type, config.price_per_hour_usd)
     pages = estimate_pages(plan.bytes, plan.entries, config.bytes_per_page)
-    est = estimate(pages, config.seconds_per_page, config.pages_in_parallel, price)
+    est = estimate(pages, config.seconds_per_page, config.pages_in_parallel, price, pdfs=plan.entries, outputs=config.outputs)
     log.info("estimate for %d PDF(s): %s; budget $%.2f", plan.entries, est.describe(), config.budget_usd)
     if est.cost_usd > config.budget_usd:
         halt(state, RunStatus.HALTED_BUDGET, f"estimated cost ${est.cost_usd:.2f} is over the budget of "

@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 import pypdfium2 as pdfium
 
+from pdf2md.convert.document_model import Block, PageConfidence
+
 
 @dataclass
 class PageOutput:
@@ -18,6 +20,12 @@ class PageOutput:
     markdown: str
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    blocks: tuple[Block, ...] = ()
+    """The page's Markdown as blocks, boxes as fractions of the page (0..1, top-left origin): the caller
+    knows the page's size in points and scales them. Empty: the backend gives only `markdown`."""
+    confidence: PageConfidence | None = None
+    images: tuple[bytes, ...] = ()
+    """PNGs of the page's figure blocks, in their order (only when the backend was asked to cut them)."""
 
 
 class PageBackend(Protocol):

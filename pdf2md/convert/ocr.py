@@ -27,9 +27,11 @@ import pypdfium2 as pdfium
 from PIL import Image
 
 from pdf2md.convert.backends import BackendUnavailable, PageOutput
+from pdf2md.convert.document_model import Block, PageConfidence, join_blocks, text_block, union, weighted_mean
 from pdf2md.convert.text.layout import Line, build_rows
-from pdf2md.convert.text.markdown import DocStyle, render_page
+from pdf2md.convert.text.markdown import DocStyle, render_blocks
 from pdf2md.convert.text.spans import Span
+from pdf2md.convert.text.tables import Table
 from pdf2md.convert.textlayer import ordered_items
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,10 @@ class OcrBackend:
         result, _ = self._engine(np.asarray(image))
         spans = spans_from_ocr(result or [], image.height)
         log.debug("page %d: %d OCR lines from a %dx%d render", index + 1, len(spans), *image.size)
-        return PageOutput(ocr_markdown(spans), time.perf_counter() - started)
+        scored = scored_lines(result or [], image.height)
+        blocks = ocr_blocks(spans, scored, *image.size)
+        confidence = PageConfidence("ocr", weighted_mean((score, n) for *_, score, n in scored))
+        return PageOutput(join_blocks(blocks), time.perf_counter() - started, blocks=blocks, confidence=confidence)
 
 
 def render_scale(width: float, height: float, dpi: float = RENDER_DPI, max_pixels: int = MAX_RENDER_PIXELS) -> float:
@@ -152,16 +157,15 @@ def install_spaced_decoder(engine: Any) -> None:
 
 def spans_from_ocr(result: Sequence[Any], image_height: int) -> list[Span]:
     """RapidOCR's (quadrilateral, text, score) lines as spans in a y-up frame, unsure ones dropped."""
-    spans = []
-    for quad, text, score in result:
-        if float(score) < MIN_SCORE or not text.strip():
-            continue
-        xs = [float(p[0]) for p in quad]
-        ys = [float(p[1]) for p in quad]
-        y0, y1 = image_height - max(ys), image_height - min(ys)
-        spans.append(Span(" ".join(text.split()), min(xs), y0, max(xs), y1, y1 - y0, False, False, False, 0, True))
+    spans = [Span(" ".join(text.split()), x0, y0, x1, y1, y1 - y0, False, False, False, 0, True)
+             for (x0, y0, x1, y1, _, _), (_, text, _) in zip(scored_lines(result, image_height), _kept(result))]
     _even_out_sizes(spans)
     return spans
+
+
+def _kept(result: Sequence[Any]) -> list[Any]:
+    """The lines RapidOCR is sure enough of (MIN_SCORE) that hold text."""
+    return [line for line in result if float(line[2]) >= MIN_SCORE and line[1].strip()]
 
 
 def _even_out_sizes(spans: list[Span]) -> None:
@@ -176,8 +180,42 @@ def _even_out_sizes(spans: list[Span]) -> None:
 
 def ocr_markdown(spans: list[Span]) -> str:
     """OCR lines laid out like a text layer: paragraphs by geometry, headings by relative height."""
+    return join_blocks(ocr_blocks(spans, [], 1, 1))
+
+
+ScoredLine = tuple[float, float, float, float, float, int]
+"""An OCR line kept by spans_from_ocr: its box in the spans' frame (pixels, y up), its score, its characters."""
+
+
+def scored_lines(result: Sequence[Any], image_height: int) -> list[ScoredLine]:
+    """RapidOCR's kept lines (as spans_from_ocr keeps them) with their recognition scores."""
+    out = []
+    for quad, text, score in _kept(result):
+        xs = [float(p[0]) for p in quad]
+        ys = [float(p[1]) for p in quad]
+        out.append((min(xs), image_height - max(ys), max(xs), image_height - min(ys), float(score), len(text.strip())))
+    return out
+
+
+def ocr_blocks(spans: list[Span], scores: Sequence[ScoredLine], width: int, height: int) -> tuple[Block, ...]:
+    """OCR lines laid out like a text layer, as blocks: boxes as fractions of the `width` x `height` render
+    (top-left origin), each block's confidence the mean score of the OCR lines centred in it."""
     if not spans:
-        return ""
+        return ()
     items = ordered_items(build_rows(spans))
     style = DocStyle.from_lines(item for item in items if isinstance(item, Line))
-    return render_page(items, style)
+    blocks = []
+    for item, text in render_blocks(items, style):
+        box = (item.x0, item.y0, item.x1, item.y1) if isinstance(item, Table) else union((ln.x0, ln.y0, ln.x1, ln.y1) for ln in item.lines)
+        confidence = weighted_mean((s, n) for x0, y0, x1, y1, s, n in scores if box and _inside((x0 + x1) / 2, (y0 + y1) / 2, box))
+        fraction = (box[0] / width, (height - box[3]) / height, box[2] / width, (height - box[1]) / height) if box else None
+        blocks.append(text_block(text, _rounded(fraction), isinstance(item, Table), confidence))
+    return tuple(blocks)
+
+
+def _inside(x: float, y: float, box: tuple[float, float, float, float]) -> bool:
+    return box[0] <= x <= box[2] and box[1] <= y <= box[3]
+
+
+def _rounded(box: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
+    return None if box is None else (round(box[0], 5), round(box[1], 5), round(box[2], 5), round(box[3], 5))

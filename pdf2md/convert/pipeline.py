@@ -12,7 +12,7 @@ import ctypes
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,10 @@ from pdf2md.contracts import DEFAULT_BACKEND, DEFAULT_MAX_PAGES, PageRoute
 from pdf2md.convert import textlayer
 from pdf2md.convert.backends import BackendUnavailable, PageOutput, auto_model_backend, load_backend
 from pdf2md.convert.document import open_pdf
+from pdf2md.convert.document_model import Block, Document, Page, PageConfidence, markdown_only
 from pdf2md.convert.errors import ConversionError
+from pdf2md.convert.figures import in_reading_order, named, text_page_figures
+from pdf2md.convert.page_facts import page_labels, page_sizes
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,11 @@ class ConvertOptions:
     model: str = ""
     """The model backend for pages without a usable text layer, when the caller has already chosen it ('':
     model_backend_for(backend)). A shard chooses once, so that `auto` does not import torch in every child."""
+    figures: bool = False
+    """Cut the text pages' figures out as images (the `figures` output; model pages: the backend's setting)."""
+    document: bool = True
+    """Hand back the typed document with the Markdown; False where no output needs it (a Markdown-only shard:
+    the Conversion its children send back stays as small as the Markdown)."""
 
 
 @dataclass
@@ -62,6 +70,10 @@ class Conversion:
     backend: str
     routes: list[PageRoute]
     seconds: float
+    document: Document = field(default_factory=lambda: Document(()))
+    """The typed document the Markdown was written from (and the JSON is)."""
+    images: dict[str, bytes] = field(default_factory=dict)
+    """The figures' PNGs by the name their blocks carry (empty unless figures were asked for)."""
 
     @property
     def gpu_peak_mb(self) -> float | None:
@@ -87,6 +99,18 @@ class Plan:
     """The model backend for the model pages ('' when there are none)."""
     page_markers: bool
     started: float
+    sizes: list[tuple[float, float]] = field(default_factory=list)
+    """Each page's (width, height) in points as displayed."""
+    labels: list[str | None] = field(default_factory=list)
+    """The PDF's own page labels (None: none)."""
+    blocks: list[tuple[Block, ...]] = field(default_factory=list)
+    """The text layer's blocks per page (empty for pages going to the model)."""
+    confidence: list[PageConfidence | None] = field(default_factory=list)
+    """The text-layer checks of each text page (None for the others)."""
+    figures: list[list[tuple[Block, bytes]]] = field(default_factory=list)
+    """The text pages' figures with their PNGs, when asked for."""
+    document: bool = True
+    """Whether the Conversion carries its document (ConvertOptions.document)."""
 
     @property
     def model_pages(self) -> list[int]:
@@ -129,6 +153,7 @@ def plan_document(doc: pdfium.PdfDocument, options: ConvertOptions, started: flo
         for i in range(n_pages)
     ]
     has_model_pages = any(route == "model" for route, _ in decisions)
+    sizes = page_sizes(doc)
     return Plan(
         pages=n_pages,
         decisions=decisions,
@@ -136,28 +161,55 @@ def plan_document(doc: pdfium.PdfDocument, options: ConvertOptions, started: flo
         model=(options.model or model_backend_for(options.backend)) if has_model_pages else "",
         page_markers=options.page_markers,
         started=started,
+        sizes=sizes,
+        labels=page_labels(doc),
+        blocks=[layer.pages[i].blocks if layer and route == "text" else () for i, (route, _) in enumerate(decisions)],
+        confidence=[text_confidence(layer.pages[i].stats) if layer and route == "text" else None
+                    for i, (route, _) in enumerate(decisions)],
+        figures=[text_page_figures(doc, i, *sizes[i]) if options.figures and route == "text" else []
+                 for i, (route, _) in enumerate(decisions)] if options.figures else [],
+        document=options.document,
     )
 
 
 def assemble(plan: Plan, model_out: Mapping[int, PageOutput]) -> Conversion:
     """The Conversion of a planned PDF, given the model's output for each of its model pages."""
     routes: list[PageRoute] = []
-    chunks: list[str] = []
+    pages: list[Page] = []
+    images: dict[str, bytes] = {}
     for i, (route, reason) in enumerate(plan.decisions):
+        width, height = plan.sizes[i] if i < len(plan.sizes) else (0.0, 0.0)
+        label = plan.labels[i] if i < len(plan.labels) else None
         if route == "model":
             out = model_out[i]
-            chunks.append(out.markdown)
+            blocks = tuple(b.scaled(width, height) for b in out.blocks) if out.blocks else markdown_only(out.markdown)
+            pages.append(named(Page(i + 1, width, height, plan.model, reason, blocks, label, out.confidence), images, list(out.images)))
             routes.append(PageRoute(page=i + 1, route=plan.model, reason=reason, seconds=round(out.seconds, 4), model=out.extra))
         else:
-            chunks.append(plan.chunks[i])
+            blocks = plan.blocks[i] if i < len(plan.blocks) else markdown_only(plan.chunks[i])
+            confidence = plan.confidence[i] if i < len(plan.confidence) else None
+            figures = plan.figures[i] if i < len(plan.figures) else []
+            crops = {id(block): data for block, data in figures}
+            blocks = in_reading_order(blocks, [block for block, _ in figures]) if figures else blocks
+            page = Page(i + 1, width, height, route, reason, blocks, label, confidence)
+            pages.append(named(page, images, [crops.get(id(b)) for b in blocks if b.kind == "figure"]) if figures else page)
             routes.append(PageRoute(page=i + 1, route=route, reason=reason))
+    document = Document(tuple(pages))
     return Conversion(
-        markdown=textlayer.join_pages(chunks, page_markers=plan.page_markers),
+        markdown=document.markdown(page_markers=plan.page_markers),
         pages=plan.pages,
         backend="+".join(sorted({r.route for r in routes})),
         routes=routes,
         seconds=time.perf_counter() - plan.started,
+        document=document if plan.document else Document(()),
+        images=images,
     )
+
+
+def text_confidence(stats: textlayer.LayerStats) -> PageConfidence:
+    """A text page's confidence: the share of its printed characters that map to Unicode, with the router's counts."""
+    checks = {"printed": stats.chars, "alnum": stats.alnum, "invisible": stats.invisible, "unmapped": stats.bad}
+    return PageConfidence("text-layer", round(1 - stats.bad / stats.chars, 4) if stats.chars else None, checks)
 
 
 def _route(backend: str, doc: pdfium.PdfDocument, index: int, stats: textlayer.LayerStats | None) -> tuple[str, str]:

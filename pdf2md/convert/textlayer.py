@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 
+from pdf2md.convert.document_model import Block, join_blocks
 from pdf2md.convert.text.banded import find_banded_tables
 from pdf2md.convert.text.furniture import PAGE_NUMBER, BodyFacts, in_side_margin, split_furniture
 from pdf2md.convert.text.layout import Box, Line, Row, build_rows, is_rtl, joined_side_by_side, reading_order
-from pdf2md.convert.text.markdown import DocStyle, render_page
+from pdf2md.convert.text.markdown import DocStyle, render_blocks
+from pdf2md.convert.text.placement import page_blocks
 from pdf2md.convert.text.ruled import find_ruled_tables
 from pdf2md.convert.text.spans import PageSpans, Span, read_page
 from pdf2md.convert.text.tables import Table, find_tables
@@ -44,6 +46,8 @@ class LayerStats:
 class PageText:
     markdown: str
     stats: LayerStats
+    blocks: tuple[Block, ...] = ()
+    """The page's Markdown as the document model's blocks (in reading order, with their boxes)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,9 @@ class _PageLayout:
     stats: LayerStats
     folios: frozenset[int] = frozenset()
     """Margin lines alone in their row with a page number's shape (ids): a number beside other cells is data."""
+    box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    """The visible page in user space, and its /Rotate: where the blocks lie on the page as displayed."""
+    rotation: int = 0
 
 
 def extract(doc: pdfium.PdfDocument) -> DocumentText:
@@ -74,7 +81,8 @@ def extract(doc: pdfium.PdfDocument) -> DocumentText:
     for page in layouts:
         drop = _running_lines(page, running)
         items = [item for item in page.items if id(item) not in drop] if len(drop) < len(page.items) else page.items
-        pages.append(PageText(render_page(items, style), page.stats))
+        blocks = page_blocks(render_blocks(items, style), page.box, page.rotation)
+        pages.append(PageText(join_blocks(blocks), page.stats, blocks))
     return DocumentText(pages, unreadable)
 
 
@@ -116,7 +124,7 @@ def _layout(page: PageSpans) -> _PageLayout:
     folios = frozenset(id(row.lines[0]) for end in margin for row in end
                        if len(row.lines) == 1 and PAGE_NUMBER.match(row.lines[0].text))
     ends = ([row.lines for row in margin[0]], [row.lines for row in margin[1]])
-    return _PageLayout(items, ends, _stats(page), folios)
+    return _PageLayout(items, ends, _stats(page), folios, page.box or (0.0, 0.0, page.width, page.height), page.rotation)
 
 
 def ordered_items(rows: list[Row], ruled: Sequence[Table] = ()) -> list[Line | Table]:
@@ -183,12 +191,3 @@ def _stats(page: PageSpans) -> LayerStats:
             bad += 1
     invisible = sum(len(s.text) for s in page.spans if s.invisible)
     return LayerStats(chars=chars, alnum=alnum, invisible=invisible, bad=bad)
-
-
-def join_pages(chunks: list[str], page_markers: bool = False) -> str:
-    """One document; page markers only when asked for."""
-    if page_markers:
-        body = "\n\n".join(f"<!-- page {i} -->\n\n{c}".rstrip() for i, c in enumerate(chunks, 1))
-    else:
-        body = "\n\n".join(c.strip() for c in chunks if c.strip())
-    return body.strip() + "\n" if body.strip() else ""

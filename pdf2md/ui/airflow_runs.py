@@ -32,6 +32,8 @@ class RunLocation:
     job_queue: str = DEFAULT_JOB_QUEUE
     budget_usd: float | None = None
     price_per_hour_usd: float | None = None
+    outputs: tuple[str, ...] | None = None
+    """What the run writes per PDF (contracts.OUTPUTS), where its settings say."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,8 @@ def _planned_location(session: Any, dag_id: str, run_id: str) -> RunLocation | N
         return None  # no plan yet, or one written by an older pdf2md: the run's conf says the rest
     price = values.get((TaskId.CHECK_BUDGET, OrderKey.PRICE_PER_HOUR))
     return RunLocation(runs_uri=config.runs_uri, run_id=run_id, aws_conn_id=config.aws_conn_id, job_queue=config.job_queue,
-                       budget_usd=config.budget_usd, price_per_hour_usd=float(price) if price else config.price_per_hour_usd)
+                       budget_usd=config.budget_usd, price_per_hour_usd=float(price) if price else config.price_per_hour_usd,
+                       outputs=config.outputs)
 
 
 def _location_from_conf(run_id: str, conf: dict[str, Any]) -> RunLocation | None:
@@ -86,7 +89,8 @@ def _location_from_conf(run_id: str, conf: dict[str, Any]) -> RunLocation | None
     except ValueError:
         return None
     return RunLocation(runs_uri=runs, run_id=run_id, aws_conn_id=conf.get("aws_conn_id") or "aws_default",
-                       job_queue=conf.get("job_queue") or DEFAULT_JOB_QUEUE, budget_usd=conf.get("budget_usd"))
+                       job_queue=conf.get("job_queue") or DEFAULT_JOB_QUEUE, budget_usd=conf.get("budget_usd"),
+                       outputs=tuple(conf["outputs"]) if isinstance(conf.get("outputs"), list) else None)
 
 
 def _failed_tasks(session: Any, dag_id: str, run_id: str) -> list[dict[str, str]]:

@@ -104,7 +104,7 @@ def create_app(authorize: Any = None) -> FastAPI:
             s3, batch = app.state.clients(where.aws_conn_id)
             facts = run_status(s3, batch, where.runs_uri, run_id, budget_usd=where.budget_usd,
                                price_per_hour_usd=where.price_per_hour_usd, job_queue=where.job_queue,
-                               shard_table=table)
+                               shard_table=table, outputs=where.outputs)
         return with_airflow_outcome(facts, run.state, run.failed_tasks)
 
     app.state.locate = locate_run

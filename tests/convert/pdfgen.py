@@ -23,6 +23,8 @@ class Page:
     rotate: int = 0
     width: int = 612
     height: int = 792
+    image_rect: tuple[float, float, float, float] | None = None
+    """Where the image is drawn (x, y, width, height); None: over the whole page."""
 
 
 def _escape(text: str) -> bytes:
@@ -33,7 +35,8 @@ def _escape(text: str) -> bytes:
 def _content(page: Page) -> bytes:
     out = []
     if page.image:
-        out.append(f"q {page.width} 0 0 {page.height} 0 0 cm /Im1 Do Q".encode())
+        x, y, w, h = page.image_rect or (0, 0, page.width, page.height)
+        out.append(f"q {w} 0 0 {h} {x} {y} cm /Im1 Do Q".encode())
     out += [b"0.5 w %g %g m %g %g l S" % line for line in page.lines]
     for item in page.texts:
         x, y, text, font, size, mode, angle = (*item, *("F1", 11, 0, 0)[len(item) - 3:])
@@ -45,8 +48,9 @@ def _content(page: Page) -> bytes:
     return b"\n".join(out)
 
 
-def write_pdf(path: Path, pages: list[Page]) -> Path:
-    """Write the pages as a valid PDF (with xref table) and return the path."""
+def write_pdf(path: Path, pages: list[Page], page_labels: str = "") -> Path:
+    """Write the pages as a valid PDF (with xref table) and return the path; `page_labels`: the /Nums array
+    of a /PageLabels number tree (e.g. "0 << /S /r >> 2 << /S /D >>")."""
     objects: list[bytes] = []
 
     def add(body: bytes) -> int:
@@ -67,7 +71,8 @@ def write_pdf(path: Path, pages: list[Page]) -> Path:
                         f"/Rotate {page.rotate} /Contents {cid} 0 R "
                         f"/Resources << /Font << {fonts} >> /XObject << /Im1 {image_id} 0 R >> >> >>".encode()))
     add(f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>".encode())
-    catalog = add(f"<< /Type /Catalog /Pages {pages_id} 0 R >>".encode())
+    labels = f" /PageLabels << /Nums [{page_labels}] >>" if page_labels else ""
+    catalog = add(f"<< /Type /Catalog /Pages {pages_id} 0 R{labels} >>".encode())
     return write_objects(path, objects, catalog)
 
 

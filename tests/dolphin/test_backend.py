@@ -118,7 +118,7 @@ def test_real_model_end_to_end_through_the_backend(model_env: Path, pdf_path: Pa
 
 def test_recorded_layout_drives_crops_batched_across_pages(backend: DolphinBackend, generation: str, pdf_path: Path) -> None:
     recorded = RecordedLayout(backend, generation)
-    pooled = DolphinBackend(engine=recorded, max_batch=16)
+    pooled = DolphinBackend(engine=recorded, max_batch=16, figures="reference")
     doc = pdfium.PdfDocument(pdf_path)
     try:
         out = pooled.convert_pages(doc, [0, 1])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 
+from pdf2md.contracts import ENV_OUTPUTS
 from pdf2md.convert.backends import BackendUnavailable, PageOutput, import_target
 from pdf2md.convert.dolphin.batching import MAX_BATCH, AdaptiveBatcher, initial_batch_size
 from pdf2md.convert.dolphin.guard import GenerationGuard
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 ENV_MAX_BATCH = "PDF2MD_DOLPHIN_MAX_BATCH"
 """Upper bound on crops decoded together (the free GPU memory may allow fewer)."""
 ENV_FIGURES = "PDF2MD_DOLPHIN_FIGURES"
-"""'reference' (default): figures become image references; 'drop': figures are left out."""
+"""markdown.FIGURE_MODES; default: 'image' when the run's outputs hold figures, else 'drop' (no link to an
+image nobody writes)."""
 
 
 ENGINES = {
@@ -42,7 +44,8 @@ class DolphinBackend:
     """Dolphin (1.0, 1.5 or v2) on whole pages.
 
     :param model_dir: a complete checkpoint dir; default: PDF2MD_MODEL_DIR / PDF2MD_MODEL_URI.
-    :param figures: 'reference' or 'drop'; default: PDF2MD_DOLPHIN_FIGURES or 'reference'.
+    :param figures: one of markdown.FIGURE_MODES; default: PDF2MD_DOLPHIN_FIGURES, else 'image' when
+        PDF2MD_OUTPUTS holds figures, else 'drop'.
     :param max_batch: most crops per batch; default: PDF2MD_DOLPHIN_MAX_BATCH or 8 (fewer if memory is short).
     :param pages_per_round: pages rendered ahead and pooled per round of batches.
     :param engine: a ready model (tests); default: the engine for the checkpoint in the model dir.
@@ -64,7 +67,7 @@ class DolphinBackend:
         except ImportError as exc:
             raise BackendUnavailable(f"the Dolphin backend needs torch and transformers (pip install 'pdf2md[dolphin]'): {exc.name}") from exc
         env = os.environ
-        self.figures = figures or env.get(ENV_FIGURES) or "reference"
+        self.figures = figures or env.get(ENV_FIGURES) or ("image" if "figures" in env.get(ENV_OUTPUTS, "") else "drop")
         if self.figures not in FIGURE_MODES:
             raise BackendUnavailable(f"{ENV_FIGURES}={self.figures!r} is not one of {', '.join(FIGURE_MODES)}")
         self.pages_per_round = max(1, pages_per_round)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from pdf2md.convert.document_model import BBox, Block, join_blocks
 from pdf2md.convert.dolphin.latex import clean_latex
 from pdf2md.convert.dolphin.tables import table_markdown
 
-FIGURE_MODES = ("reference", "drop")
+FIGURE_MODES = ("drop", "image", "reference")
+"""drop: a figure is a block without Markdown (its box in the JSON, no link); image: the same, its image cut
+out for the writer to save and link; reference: a link to page-NNNN-figure-NN.png, for a caller that saves
+the images under those names itself."""
 
 
 @dataclass(frozen=True)
@@ -68,34 +72,40 @@ def page_markdown(elements: Sequence[ReadElement], page: int, figures: str = "re
     """Blocks in reading order, a blank line apart; list items of one list stay together.
 
     `latex` names the generation's LaTeX clean-ups (latex.clean_latex; None: the text as read)."""
-    blocks: list[tuple[str, str]] = []
+    return join_blocks(page_blocks(elements, page, figures, latex=latex))
+
+
+def page_blocks(elements: Sequence[ReadElement], page: int, figures: str = "reference",
+                boxes: Mapping[int, BBox] | None = None, latex: str | None = None) -> tuple[Block, ...]:
+    """The page's blocks in reading order as the document model holds them; `boxes`: each element's box by
+    its order, as fractions of the page (top-left origin); `latex` as in page_markdown."""
+    blocks: list[Block] = []
     figure_no = 0
     for element in sorted(elements, key=lambda e: e.order):
         block = rule_for(element.label).block
+        box = boxes.get(element.order) if boxes else None
         if block == "figure":
             figure_no += 1
-            if figures == "reference":
-                blocks.append((block, f"![Figure {figure_no}]({figure_name(page, figure_no)})"))
+            link = f"![Figure {figure_no}]({figure_name(page, figure_no)})" if figures == "reference" else ""
+            blocks.append(Block("figure", link, box, label=element.label))
             continue
         text = clean_latex(element.text, latex) if latex and block in LATEX_BLOCKS else element.text
         written = WRITERS[block](text) if block in WRITERS else ""
         if written:
-            blocks.append((block, written))
-    return _join(blocks)
+            tight = block == "list" and bool(blocks) and blocks[-1].kind == "list_item"
+            level = int(block[1]) if block in _LEVELS else None
+            blocks.append(Block(_KINDS.get(block, block), written, box, level=level, label=element.label, tight=tight))
+    return tuple(blocks)
+
+
+_LEVELS = {f"h{level}" for level in range(1, 5)}
+_KINDS = {**{name: "heading" for name in _LEVELS}, "list": "list_item"}
+"""Writer block -> the document model's kind (the others are named alike)."""
 
 
 def figure_name(page: int, number: int) -> str:
     """The image a figure reference points to: page and figure, both counted from 1."""
     return f"page-{page + 1:04d}-figure-{number:02d}.png"
-
-
-def _join(blocks: list[tuple[str, str]]) -> str:
-    out: list[str] = []
-    for i, (block, text) in enumerate(blocks):
-        if i:
-            out.append("\n" if block == "list" and blocks[i - 1][0] == "list" else "\n\n")
-        out.append(text)
-    return "".join(out)
 
 
 def _flow(text: str) -> str:

@@ -23,15 +23,17 @@ from typing import Any, Protocol
 from PIL import Image
 
 from pdf2md.convert.backends import PageOutput
+from pdf2md.convert.document_model import join_blocks
 from pdf2md.convert.dolphin.batching import AdaptiveBatcher
 from pdf2md.convert.dolphin.guard import GenerationGuard
 from pdf2md.convert.dolphin.layout import LayoutElement, PageGeometry, parse_layout, whole_page
-from pdf2md.convert.dolphin.markdown import ReadElement, figure_name, page_markdown, rule_for
+from pdf2md.convert.dolphin.markdown import ReadElement, figure_name, page_blocks, rule_for
 from pdf2md.convert.dolphin.profiles import Profile
 from pdf2md.convert.dolphin.prompts import LAYOUT_PROMPT
 from pdf2md.convert.dolphin.render import RenderedPage
 from pdf2md.convert.dolphin.repetition import cut_repetition, loop_rule
 from pdf2md.convert.errors import ConversionError
+from pdf2md.convert.figures import png
 
 log = logging.getLogger(__name__)
 
@@ -412,7 +414,11 @@ class PageScheduler:
             extra["gpu_peak_mb"] = peak_mb
         if mismatch is not None:
             extra["generation_mismatch"] = mismatch
-        return PageOutput(page_markdown(read, page.index, self.figures, self.engine.profile.latex), seconds, extra)
+        blocks = page_blocks(read, page.index, self.figures, {e.order: _page_fraction(page, e.box) for e in elements},
+                             latex=self.engine.profile.latex)
+        images = tuple(_figure_png(page, e.box) for e in sorted(elements, key=lambda e: e.order)
+                       if rule_for(e.label).block == "figure") if self.figures == "image" else ()
+        return PageOutput(join_blocks(blocks), seconds, extra, blocks=blocks, images=images)
 
 
 def _figures(page: RenderedPage, elements: list[LayoutElement]) -> list[dict[str, Any]]:
@@ -428,6 +434,20 @@ def _figures(page: RenderedPage, elements: list[LayoutElement]) -> list[dict[str
         }
         for n, b in enumerate(boxes, 1)
     ]
+
+
+def _figure_png(page: RenderedPage, box: tuple[int, int, int, int]) -> bytes:
+    """A figure cut from the image the model saw, within the page (not its padding)."""
+    x0, y0, x1, y1 = page.geometry.content
+    left, top = min(max(box[0], x0), x1 - 1), min(max(box[1], y0), y1 - 1)
+    return png(page.image.crop((left, top, max(left + 1, min(box[2], x1)), max(top + 1, min(box[3], y1)))))
+
+
+def _page_fraction(page: RenderedPage, box: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+    """An element's box as fractions of the page (clamped to it): the document model scales it to points."""
+    x0, y0, x1, y1 = page.geometry.content
+    width, height = x1 - x0, y1 - y0
+    return _fraction(box[0] - x0, width), _fraction(box[1] - y0, height), _fraction(box[2] - x0, width), _fraction(box[3] - y0, height)
 
 
 def _fraction(offset: int, extent: int) -> float:

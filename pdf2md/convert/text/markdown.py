@@ -181,7 +181,13 @@ class Block:
 
 def render_page(items: Sequence[Line | Table], style: DocStyle) -> str:
     """A page's items, already in reading order, as Markdown blocks separated by blank lines."""
-    out: list[str] = []
+    return "\n\n".join(text for _, text in render_blocks(items, style))
+
+
+def render_blocks(items: Sequence[Line | Table], style: DocStyle) -> list[tuple[Block | Table, str]]:
+    """A page's items, already in reading order, as its Markdown blocks, each beside the lines or table it
+    was written from (where it lies on the page)."""
+    out: list[tuple[Block | Table, str]] = []
     style = style.on_page([item for item in items if isinstance(item, Line)])
     blocks = _blocks(items, style)
     labels = [_letter_label(block) for block in blocks]
@@ -196,8 +202,8 @@ def render_page(items: Sequence[Line | Table], style: DocStyle) -> str:
             before_text = isinstance(following, Block) and _prose(following, style) and not _last_item(blocks, i)
             text = _render_block(block, style, listed, before_text)
         if text.strip():
-            out.append(text)
-    return "\n\n".join(out)
+            out.append((block, text))
+    return out
 
 
 def _last_item(blocks: list[Block | Table], i: int) -> bool:

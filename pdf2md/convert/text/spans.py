@@ -94,6 +94,8 @@ class PageSpans:
     rules: list[Rect] = field(default_factory=list)  # thin paths (x0, y0, x1, y1): where ruled tables are
     box: Rect | None = None
     """The visible page (media box within crop box) in the coordinates of the text: where its margins are."""
+    rotation: int = 0
+    """The page's /Rotate in degrees clockwise (0, 90, 180, 270): how it is displayed."""
 
     def frame(self, orient: int) -> Rect:
         """The page box in the frame of text set in the given orientation (see to_frame)."""
@@ -114,9 +116,10 @@ def read_page(doc: pdfium.PdfDocument, index: int) -> PageSpans:
             raw.FPDFText_ClosePage(textpage)
         rules = _rules(page) if spans else []
         box = page.get_bbox()
+        rotation = page.get_rotation()
     finally:
         page.close()
-    return PageSpans(spans, text, width, height, rules, box)
+    return PageSpans(spans, text, width, height, rules, box, rotation)
 
 
 def _rules(page: pdfium.PdfPage) -> list[Rect]:
