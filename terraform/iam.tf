@@ -105,6 +105,14 @@ data "aws_iam_policy_document" "job" {
     resources = [local.output_objects, local.runs_objects]
   }
 
+  # A child deletes what it must not leave: the Markdown of a PDF replaced while it converted, the sidecars
+  # of a PDF that failed, a failure marker its success replaces.
+  statement {
+    sid       = "DeleteOwnOutputs"
+    actions   = ["s3:DeleteObject"]
+    resources = [local.output_objects]
+  }
+
   statement {
     sid       = "ListOutputAndRunsPrefixes"
     actions   = ["s3:ListBucket"]
@@ -282,6 +290,16 @@ data "aws_iam_policy_document" "airflow" {
     sid       = "ReadOutputs"
     actions   = ["s3:GetObject"]
     resources = [local.output_objects]
+  }
+
+  # the plan task reads the passwords object back before it submits (a child would find a bad one too late)
+  dynamic "statement" {
+    for_each = var.passwords_uri == "" ? [] : [1]
+    content {
+      sid       = "ReadPasswordList"
+      actions   = ["s3:GetObject"]
+      resources = ["arn:${local.partition}:s3:::${local.passwords_bucket}/${local.passwords_key}"]
+    }
   }
 
   statement {

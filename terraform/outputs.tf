@@ -109,6 +109,7 @@ output "airflow_environment" {
     PDF2MD_JOB_QUEUE      = aws_batch_job_queue.main.name
     PDF2MD_JOB_DEFINITION = aws_batch_job_definition.worker.name
     PDF2MD_SQS_QUEUE_URL  = aws_sqs_queue.events.url
+    PDF2MD_OUTPUTS        = var.outputs
   }
 }
 

@@ -556,3 +556,14 @@ variable "budget_project_tag_only" {
   type        = bool
   default     = false
 }
+
+variable "outputs" {
+  description = "What every run writes unless its trigger conf says otherwise (comma-separated: markdown, json, figures, page-markers); S3-event runs take it as is."
+  type        = string
+  default     = "markdown"
+
+  validation {
+    condition     = contains(split(",", var.outputs), "markdown") && alltrue([for o in split(",", var.outputs) : contains(["markdown", "json", "figures", "page-markers"], o)])
+    error_message = "outputs must list markdown and only markdown, json, figures, page-markers (comma-separated)."
+  }
+}

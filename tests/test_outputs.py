@@ -113,13 +113,13 @@ def _count(s3: Any, bucket: str, pdfs: list[str], run_id: str, outputs: tuple[st
 def test_requests_per_pdf_for_each_output_choice(s3: Any, bucket: str, pdfs: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     out = S3Uri(bucket, "out/")
     n = len(pdfs)
-    assert _count(s3, bucket, pdfs, "r-md", DEFAULT_OUTPUTS, monkeypatch) == {"GetObject": n, "PutObject": n}
+    assert _count(s3, bucket, pdfs, "r-md", DEFAULT_OUTPUTS, monkeypatch) == {"GetObject": n, "PutObject": n, "HeadObject": n}
     head = s3.head_object(Bucket=bucket, Key=output_key(out, "crazyones.pdf"))["Metadata"]
     assert "outputs" not in head  # the default run's Markdown and its metadata are as before
 
     # json and page anchors: the plan sees that none of the PDFs has them, and each costs one more PUT
     chosen = ("markdown", "json", "page-markers")
-    assert _count(s3, bucket, pdfs, "r-all", chosen, monkeypatch) == {"GetObject": n, "PutObject": 2 * n}
+    assert _count(s3, bucket, pdfs, "r-all", chosen, monkeypatch) == {"GetObject": n, "PutObject": 2 * n, "HeadObject": n}
     body = s3.get_object(Bucket=bucket, Key=output_key(out, "crazyones.pdf"))
     assert body["Metadata"]["outputs"] == "markdown,json,page-markers"
     assert body["Body"].read().decode().startswith("<!-- page 1 -->\n\n")
@@ -177,7 +177,7 @@ def _figure_pdf(s3: Any, bucket: str, tmp_path: Path) -> str:
 def test_figures_cost_one_put_each_and_their_links_resolve(s3: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key = _figure_pdf(s3, bucket, tmp_path)
     out = S3Uri(bucket, "out/")
-    assert _count(s3, bucket, [key], "r-fig", ("markdown", "figures"), monkeypatch) == {"GetObject": 1, "PutObject": 2}
+    assert _count(s3, bucket, [key], "r-fig", ("markdown", "figures"), monkeypatch) == {"GetObject": 1, "PutObject": 2, "HeadObject": 1}
     got = s3.get_object(Bucket=bucket, Key=output_key(out, "fig.pdf"))
     assert got["Metadata"]["figures"] == "1" and got["Metadata"]["outputs"] == "markdown,figures"
     markdown = got["Body"].read().decode()

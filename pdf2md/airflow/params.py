@@ -39,7 +39,7 @@ from pdf2md.contracts import (
 
 MAX_BUDGET_USD = 1_000_000.0
 MAX_SECONDS_PER_PAGE = 3600.0
-MAX_PRICE_PER_HOUR = 1000.0
+MAX_PRICE_PER_HOUR = 1_000_000.0
 """Ceilings far above any real run (the dearest GPU instance costs about 100 USD an hour): they exist
 so that Infinity is refused at trigger time."""
 MAX_RERUN_ROUNDS = 3

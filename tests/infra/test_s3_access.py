@@ -54,6 +54,8 @@ OPERATION_ACTIONS = {
     "GetObject": ("s3:GetObject",),
     "HeadObject": ("s3:GetObject",),  # HEAD is authorised as GetObject (403, not 404, without it)
     "PutObject": ("s3:PutObject",),
+    "DeleteObject": ("s3:DeleteObject",),
+    "DeleteObjects": ("s3:DeleteObject",),  # a batch delete is authorised per key, as DeleteObject
     "upload_fileobj": ("s3:PutObject", "s3:AbortMultipartUpload"),  # multipart above 8 MB, aborted on failure
     "download_fileobj": ("s3:GetObject",),
 }
@@ -63,6 +65,14 @@ TRANSFER_METHODS = {"upload_file": "upload_file", "upload_fileobj": "upload_file
 
 P = Place
 SITES: dict[tuple[str, str, str], set[Place]] = {
+    ("pdf2md.plan", "_owner", "head"): {P.OUTPUT},
+    ("pdf2md.plan", "recorded_outputs", "head"): {P.OUTPUT},
+    ("pdf2md.run_state", "preflight", "read_passwords"): {P.PASSWORDS},
+    ("pdf2md.worker", "_mark_failed", "delete"): {P.OUTPUT},
+    ("pdf2md.worker", "_remove", "delete_keys"): {P.OUTPUT},
+    ("pdf2md.worker", "_source_changed", "head"): {P.INPUT},
+    ("pdf2md.worker", "_withdraw", "delete"): {P.OUTPUT},
+    ("pdf2md.worker", "_write_sidecars", "put_bytes"): {P.OUTPUT},
     # Airflow: tasks, planner, reducer, inventory reader, status page
     ("pdf2md.airflow.tasks", "_summary", "get_json"): {P.RUNS},
     ("pdf2md.airflow.tasks", "halt", "put_json"): {P.RUNS},
@@ -79,7 +89,7 @@ SITES: dict[tuple[str, str, str], set[Place]] = {
     ("pdf2md.plan", "plan_round", "iter_objects_parallel"): {P.OUTPUT},
     ("pdf2md.plan", "record_collisions", "write_jsonl"): {P.RUNS},
     ("pdf2md.plan", "write_manifest", "put_json"): {P.RUNS},
-    ("pdf2md.reduce", "_ShardReducer._unreported", "get_bytes"): {P.RUNS},
+    ("pdf2md.reduce", "_ShardReducer._manifest", "get_bytes"): {P.RUNS},
     ("pdf2md.reduce", "_ShardReducer._unreported", "head"): {P.OUTPUT},
     ("pdf2md.reduce", "_converted", "read_jsonl"): {P.RUNS},
     ("pdf2md.reduce", "_failures", "read_jsonl"): {P.RUNS},
@@ -99,10 +109,10 @@ SITES: dict[tuple[str, str, str], set[Place]] = {
     # the Batch job
     ("pdf2md.convert.dolphin.model_dir", "_download_missing", "download"): {P.MODEL},
     ("pdf2md.convert.dolphin.model_dir", "_download_missing", "iter_objects"): {P.MODEL},
-    ("pdf2md.worker", "_fetch", "download"): {P.INPUT},
+    ("pdf2md.worker", "_download", "download"): {P.INPUT},
     ("pdf2md.worker", "_fetch", "head"): {P.OUTPUT},
     ("pdf2md.worker", "_mark_failed", "put_json"): {P.OUTPUT},
-    ("pdf2md.worker", "_passwords", "GetObject"): {P.PASSWORDS},
+    ("pdf2md.worker", "run", "read_passwords"): {P.PASSWORDS},
     ("pdf2md.worker", "_publish", "head"): {P.OUTPUT},
     ("pdf2md.worker", "_publish", "put_conditional"): {P.OUTPUT},
     ("pdf2md.worker", "_write_records", "write_jsonl"): {P.RUNS},
