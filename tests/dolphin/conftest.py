@@ -1,12 +1,17 @@
-"""Tiny random Dolphins (1.0, 1.5 and v2) of the real architectures, built once per session, and a real two-page PDF."""
+"""Tiny random Dolphins (1.0, 1.5 and v2) of the real architectures, built once per session, a real two-page PDF,
+and `model_env`: the backend pointed at one generation's tiny model (`generation` parametrises the module)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import pytest
+
+from pdf2md.contracts import ENV_MODEL_DIR, ENV_MODEL_URI
+from pdf2md.convert.backends import load_backend
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -53,3 +58,22 @@ def tiny_v2_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pdf2md.convert.dolphin.tiny import build_tiny_v2_model
 
     return build_tiny_v2_model(tmp_path_factory.mktemp("tiny-dolphin-v2"))
+
+
+@pytest.fixture(scope="module", params=["1.0", "1.5", "v2"])
+def generation(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def model_dir(generation: str, tiny_model_dir: Path, tiny_15_model_dir: Path, tiny_v2_model_dir: Path) -> Path:
+    return {"1.0": tiny_model_dir, "1.5": tiny_15_model_dir, "v2": tiny_v2_model_dir}[generation]
+
+
+@pytest.fixture
+def model_env(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv(ENV_MODEL_DIR, str(model_dir))
+    monkeypatch.delenv(ENV_MODEL_URI, raising=False)
+    load_backend.cache_clear()
+    yield model_dir
+    load_backend.cache_clear()

@@ -5,7 +5,7 @@ Every test runs on each generation: 1.0 and 1.5 (Swin + MBart) and v2 (Qwen2.5-V
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pypdfium2 as pdfium
@@ -55,25 +55,6 @@ def recorded_layout(generation: str, geometry: PageGeometry) -> str:
     boxes = RECORDED_BOXES if generation == "1.5" else [RECORDED_BOXES[0], *RECORDED_BOXES[2:]]
     pairs = [f"[{round(a * width)},{round(b * height)},{round(c * width)},{round(d * height)}][{label}]" for (a, b, c, d), label in boxes]
     return "[PAIR_SEP]".join(pairs) + ("[PAIR_SEP][12," if generation == "1.5" else "")
-
-
-@pytest.fixture(scope="module", params=["1.0", "1.5", "v2"])
-def generation(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture(scope="module")
-def model_dir(generation: str, tiny_model_dir: Path, tiny_15_model_dir: Path, tiny_v2_model_dir: Path) -> Path:
-    return {"1.0": tiny_model_dir, "1.5": tiny_15_model_dir, "v2": tiny_v2_model_dir}[generation]
-
-
-@pytest.fixture
-def model_env(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv(ENV_MODEL_DIR, str(model_dir))
-    monkeypatch.delenv(ENV_MODEL_URI, raising=False)
-    load_backend.cache_clear()
-    yield model_dir
-    load_backend.cache_clear()
 
 
 @pytest.fixture(scope="module")

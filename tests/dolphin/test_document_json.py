@@ -4,16 +4,14 @@ blocks carry the layout's boxes in points (figures too) and no confidence (the e
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
 from PIL import Image
 
-from pdf2md.contracts import ENV_MODEL_DIR, ENV_MODEL_URI, ENV_OUTPUTS
+from pdf2md.contracts import ENV_OUTPUTS
 from pdf2md.convert import pipeline
-from pdf2md.convert.backends import load_backend
 from pdf2md.convert.document_json import document_dict, schema
 from pdf2md.convert.dolphin import DolphinBackend
 from pdf2md.convert.dolphin.backend import ENV_FIGURES
@@ -23,25 +21,6 @@ from tests.dolphin.test_backend import RecordedLayout
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
-
-
-@pytest.fixture(scope="module", params=["1.0", "1.5", "v2"])
-def generation(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture(scope="module")
-def model_dir(generation: str, tiny_model_dir: Path, tiny_15_model_dir: Path, tiny_v2_model_dir: Path) -> Path:
-    return {"1.0": tiny_model_dir, "1.5": tiny_15_model_dir, "v2": tiny_v2_model_dir}[generation]
-
-
-@pytest.fixture
-def model_env(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv(ENV_MODEL_DIR, str(model_dir))
-    monkeypatch.delenv(ENV_MODEL_URI, raising=False)
-    load_backend.cache_clear()
-    yield model_dir
-    load_backend.cache_clear()
 
 
 def test_the_real_tiny_model_writes_a_valid_document(model_env: Path, pdf_path: Path) -> None:
